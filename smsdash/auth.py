@@ -1,0 +1,110 @@
+"""Operator login: the login page, logout, the login-required gate, and `users create`."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import click
+from flask import Blueprint, Flask, Response, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import EmailField, PasswordField
+from wtforms.validators import DataRequired, Length, Regexp
+
+from .extensions import db, login_manager
+from .models import User
+
+bp = Blueprint("auth", __name__)
+
+# Endpoints reachable without logging in. Everything else requires an operator session, so a
+# new page is private unless someone decides otherwise here (or marks its blueprint public).
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "health.healthz", "static"})
+PUBLIC_BLUEPRINTS = frozenset({"webhooks"})
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", filters=[lambda v: v.strip().lower() if v else v],
+                       validators=[DataRequired(), Regexp(r"^[^@\s]+@[^@\s]+$", message="Enter an email address.")])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    return db.session.get(User, int(user_id))
+
+
+def find_user(email: str) -> User | None:
+    return db.session.scalar(select(User).where(User.email == email.strip().lower()))
+
+
+def _safe_next(target: str | None) -> str:
+    """Only follow a `next` that stays on this site, so the login page is no open redirect."""
+    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+        return target
+    return "/"
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> str | Response:
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = find_user(form.email.data or "")
+        if user is not None and user.check_password(form.password.data or ""):
+            login_user(user)
+            return redirect(_safe_next(request.args.get("next")))  # type: ignore[return-value]
+        flash("Email or password is not right.", "error")
+    return render_template("auth/login.html", form=form), 200 if request.method == "GET" else 401  # type: ignore[return-value]
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout() -> Response:
+    logout_user()
+    flash("You are logged out.", "info")
+    return redirect(url_for("auth.login"))  # type: ignore[return-value]
+
+
+def require_login() -> Response | None:
+    """`before_request` gate: every route but the public ones needs an operator session."""
+    if request.endpoint is None or current_user.is_authenticated:
+        return None
+    if request.endpoint in PUBLIC_ENDPOINTS or request.blueprint in PUBLIC_BLUEPRINTS:
+        return None
+    login_url = url_for("auth.login", next=request.full_path.rstrip("?"))
+    if request.headers.get("HX-Request"):
+        response = Response(status=401)
+        response.headers["HX-Redirect"] = login_url
+        return response
+    return redirect(login_url)  # type: ignore[return-value]
+
+
+@click.group("users", help="Manage operator accounts.")
+def users_cli() -> None:
+    pass
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="The new operator's password (prompted for when left out).")
+def create_user(email: str, password: str) -> None:
+    """Create an operator who can log in with EMAIL and the password."""
+    email = email.strip().lower()
+    if "@" not in email:
+        raise click.BadParameter(f"{email!r} is not an email address", param_hint="EMAIL")
+    if len(password) < 8:
+        raise click.BadParameter("use at least 8 characters", param_hint="--password")
+    if find_user(email) is not None:
+        raise click.ClickException(f"an operator with email {email} already exists")
+    user = User(email=email)
+    user.set_password(password)
+    db.session.add(user)
+    db.session.commit()
+    click.echo(f"Created operator {email}.")
+
+
+def init_app(app: Flask) -> None:
+    login_manager.login_view = "auth.login"
+    app.register_blueprint(bp)
+    app.before_request(require_login)
+    app.cli.add_command(users_cli)

@@ -1,0 +1,120 @@
+"""Configuration read from the environment, once, inside the app factory.
+
+Nothing here runs at import time: `load_config()` is called by `create_app()` so tests can
+set the environment (or pass a test config) before anything is read.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Mapping
+
+# Keys that are known placeholders: production must never run with one of these.
+DEFAULT_SECRET_KEYS = frozenset({"", "dev", "change-me", "changeme", "secret", "development"})
+
+
+class ConfigError(RuntimeError):
+    """Raised when the environment cannot produce a safe, working configuration."""
+
+
+def database_url(raw: str | None, instance_path: str) -> str:
+    """Return an SQLAlchemy URL for DATABASE_URL, defaulting to SQLite under instance/.
+
+    Heroku hands out `postgres://` URLs, which SQLAlchemy no longer accepts; both that and
+    `postgresql://` are pointed at the psycopg 3 driver.
+    """
+    if not raw:
+        return "sqlite:///" + str(Path(instance_path) / "smsdash.db")
+    for prefix in ("postgres://", "postgresql://"):
+        if raw.startswith(prefix):
+            return "postgresql+psycopg://" + raw[len(prefix):]
+    return raw
+
+
+def _dev_secret_key(instance_path: str) -> str:
+    """A random key kept in instance/ so every dev process (web, worker) shares one session key."""
+    path = Path(instance_path) / "dev-secret-key"
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_hex(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+def secret_key(env: Mapping[str, str], production: bool, instance_path: str) -> str:
+    """The session key: required in production, random (and persisted) for a dev run."""
+    key = env.get("SECRET_KEY", "")
+    if production:
+        if key.strip().lower() in DEFAULT_SECRET_KEYS or len(key) < 16:
+            raise ConfigError(
+                "APP_ENV=production needs SECRET_KEY set to a long random value "
+                "(for example: python -c 'import secrets; print(secrets.token_hex(32))'). "
+                "Refusing to start with a missing or default key."
+            )
+        return key
+    return key or _dev_secret_key(instance_path)
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def _float(env: Mapping[str, str], name: str, default: float | None) -> float | None:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Build the Flask config mapping from environment variables (see DESIGN.md's contracts)."""
+    env = os.environ if env is None else env
+    production = env.get("APP_ENV", "development") == "production"
+    config: dict[str, Any] = {
+        "APP_ENV": "production" if production else env.get("APP_ENV", "development"),
+        "SECRET_KEY": secret_key(env, production, instance_path),
+        "SQLALCHEMY_DATABASE_URI": database_url(env.get("DATABASE_URL"), instance_path),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": env.get("REDIS_URL") or None,
+        "EMBEDDED_REDIS_PATH": str(Path(instance_path) / "redis.db"),
+        "TWILIO_ACCOUNT_SID": env.get("TWILIO_ACCOUNT_SID", ""),
+        "TWILIO_AUTH_TOKEN": env.get("TWILIO_AUTH_TOKEN", ""),
+        "TWILIO_FROM_NUMBER": env.get("TWILIO_FROM_NUMBER", ""),
+        "TWILIO_MESSAGING_SERVICE_SID": env.get("TWILIO_MESSAGING_SERVICE_SID", ""),
+        "TWILIO_API_BASE_URL": env.get("TWILIO_API_BASE_URL", ""),
+        "TWILIO_CONNECT_TIMEOUT": _float(env, "TWILIO_CONNECT_TIMEOUT", 5.0),
+        "TWILIO_READ_TIMEOUT": _float(env, "TWILIO_READ_TIMEOUT", 15.0),
+        "BASE_HOST_URL": env.get("BASE_HOST_URL", ""),
+        "MAIL_APP_HOST": env.get("MAIL_APP_HOST", ""),
+        "PROXY_FIX_HOPS": _int(env, "PROXY_FIX_HOPS", 1 if production else 0),
+        "DEFAULT_PHONE_REGION": env.get("DEFAULT_PHONE_REGION", "US"),
+        "SEND_CONCURRENCY": _int(env, "SEND_CONCURRENCY", 32),
+        "SEND_BATCH_SIZE": _int(env, "SEND_BATCH_SIZE", 100),
+        "SEND_RATE_PER_SECOND": _float(env, "SEND_RATE_PER_SECOND", None),
+        "SEND_MAX_ATTEMPTS": _int(env, "SEND_MAX_ATTEMPTS", 5),
+        "SEND_RETRY_BASE_SECONDS": _float(env, "SEND_RETRY_BASE_SECONDS", 2.0),
+        "SEND_RETRY_MAX_SECONDS": _float(env, "SEND_RETRY_MAX_SECONDS", 300.0),
+        "LARGE_SEND_CONFIRM_THRESHOLD": _int(env, "LARGE_SEND_CONFIRM_THRESHOLD", 100),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_SECURE": production,
+        "WTF_CSRF_TIME_LIMIT": None,
+    }
+    for name in ("SERVER_NAME", "PREFERRED_URL_SCHEME"):
+        if env.get(name):
+            config[name] = env[name]
+    return config

@@ -1,0 +1,192 @@
+"""The data model: operators, contacts and groups, messages, deliveries and their events.
+
+The database is the source of truth for every delivery; Redis only carries work. Column and
+table names follow DESIGN.md's contracts (`comms_messages`, `comms_deliveries`, `comms_events`).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from flask_login import UserMixin
+from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    """Timezone-aware UTC now; every timestamp column stores UTC."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(db.TypeDecorator):  # type: ignore[name-defined]
+    """A DateTime that always comes back timezone-aware UTC, on SQLite as well as Postgres."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc) if value is not None else None
+
+    def process_result_value(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class User(UserMixin, db.Model):  # type: ignore[name-defined]
+    """An operator who can log in to the dashboard."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+
+group_members = Table(
+    "group_members",
+    db.metadata,
+    Column("group_id", ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("contact_id", ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Contact(db.Model):  # type: ignore[name-defined]
+    """A person operators can message; `phone` is E.164 and unique."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(20), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    groups: Mapped[list["Group"]] = relationship(secondary=group_members, back_populates="contacts")
+
+
+class Group(db.Model):  # type: ignore[name-defined]
+    """A named set of contacts, for sending to many people at once."""
+
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    contacts: Mapped[list[Contact]] = relationship(secondary=group_members, back_populates="groups")
+
+
+class OptOut(db.Model):  # type: ignore[name-defined]
+    """A number that texted STOP (or made Twilio answer 21610) for a given sender.
+
+    `sender` is the From number or Messaging Service SID the STOP applies to; an empty
+    sender means every sender.
+    """
+
+    __tablename__ = "opt_outs"
+    __table_args__ = (UniqueConstraint("phone", "sender", name="uq_opt_outs_phone_sender"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20))
+    sender: Mapped[str] = mapped_column(String(64), default="")
+    source: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Message(db.Model):  # type: ignore[name-defined]
+    """One composed SMS body, sent to `recipient_count` deliveries."""
+
+    __tablename__ = "comms_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    body: Mapped[str] = mapped_column(Text)
+    author_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    recipient_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    author: Mapped[Optional[User]] = relationship()
+
+
+class Delivery(db.Model):  # type: ignore[name-defined]
+    """One recipient of one message: its Twilio SID, status and failure reason.
+
+    `status` only ever moves forward (see `status.py`). `enqueued_at` is set once the send
+    work reached Redis, so a sweeper can find deliveries committed while Redis was down.
+    """
+
+    __tablename__ = "comms_deliveries"
+    __table_args__ = (
+        Index("ix_comms_deliveries_message_status", "message_id", "status"),
+        Index("ix_comms_deliveries_status_updated", "status", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("comms_messages.id", ondelete="CASCADE"))
+    contact_id: Mapped[Optional[int]] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    to_number: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(24), default="queued")
+    external_message_id: Mapped[Optional[str]] = mapped_column(String(64), unique=True)
+    error_code: Mapped[Optional[int]] = mapped_column(Integer)
+    error_message: Mapped[Optional[str]] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    enqueued_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    failed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    message: Mapped[Message] = relationship()
+    contact: Mapped[Optional[Contact]] = relationship()
+
+
+class Event(db.Model):  # type: ignore[name-defined]
+    """One step in a delivery's timeline, from the app, the job, Twilio or the reconciler.
+
+    `dedupe_key` is set for observations that must be recorded once (a repeated Twilio
+    callback); the unique index on (delivery_id, dedupe_key) makes a repeat a no-op.
+    """
+
+    __tablename__ = "comms_events"
+    __table_args__ = (
+        UniqueConstraint("delivery_id", "dedupe_key", name="uq_comms_events_delivery_dedupe"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("comms_deliveries.id", ondelete="CASCADE")
+    )
+    event_type: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[Optional[int]] = mapped_column(Integer)
+    detail: Mapped[Optional[str]] = mapped_column(Text)
+    occurred_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    payload: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
+    dedupe_key: Mapped[Optional[str]] = mapped_column(String(64))
+
+
+class PendingCallback(db.Model):  # type: ignore[name-defined]
+    """A status callback that matched no delivery yet; applied when its SID appears."""
+
+    __tablename__ = "twilio_pending_callbacks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_sid: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(24))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    applied_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)

@@ -1,0 +1,133 @@
+"""The delivery state machine, shared by the send job, the status webhook and the reconciler.
+
+Twilio's callbacks arrive out of order and repeat, so a status is applied only when it ranks
+above the current one: queued < sending < sent < final. A final status (delivered,
+undelivered, failed, canceled) is never left, except that `read` may follow `delivered`.
+The move is one conditional UPDATE, so concurrent callbacks for one delivery cannot race:
+the database decides which of them wins, and the loser changes nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+
+from .extensions import db
+from .models import Delivery, utcnow
+from .timeline import record_event
+
+RANKS: dict[str, int] = {
+    "accepted": 0,
+    "scheduled": 0,
+    "queued": 0,
+    "sending": 1,
+    "sent": 2,
+    "delivered": 3,
+    "undelivered": 3,
+    "failed": 3,
+    "canceled": 3,
+    "partially_delivered": 3,
+    "read": 4,
+}
+FINAL = frozenset({"delivered", "undelivered", "failed", "canceled", "partially_delivered", "read"})
+FAILURES = frozenset({"undelivered", "failed"})
+KNOWN = frozenset(RANKS)
+# Statuses shown to operators, in the order a delivery moves through them.
+DISPLAY_ORDER = ("queued", "sending", "sent", "delivered", "read", "undelivered", "failed", "canceled")
+
+
+def is_final(status: str) -> bool:
+    return status in FINAL
+
+
+def may_move(current: str, new: str) -> bool:
+    """True when a delivery in `current` may move to `new` (never backwards, never out of final)."""
+    if new not in KNOWN or current == new:
+        return False
+    if current in FINAL:
+        return current == "delivered" and new == "read"
+    return RANKS[new] > RANKS[current]
+
+
+def predecessors(new: str) -> tuple[str, ...]:
+    """Every status from which `new` may be reached, for a conditional UPDATE's WHERE clause."""
+    return tuple(sorted(s for s in KNOWN if may_move(s, new)))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What applying one status did: whether the delivery moved, and whether an event was added."""
+
+    moved: bool
+    recorded: bool
+
+
+def _timestamps(status: str, when: datetime) -> dict[str, Any]:
+    if status == "sent":
+        return {"sent_at": when}
+    if status in ("delivered", "read"):
+        return {"delivered_at": when}
+    if status in FAILURES:
+        return {"failed_at": when}
+    return {}
+
+
+def _dedupe_key(source: str, status: str, error_code: int | None) -> str:
+    """Twilio and the reconciler observe the same carrier facts, so they share one key space:
+    a callback that arrives after the reconciler saw the same status adds no second event."""
+    origin = "ext" if source in ("twilio", "reconciler") else source
+    return f"{origin}:{status}:{error_code or ''}"
+
+
+def apply_status(
+    delivery_id: int,
+    status: str,
+    *,
+    source: str,
+    error_code: int | None = None,
+    error_message: str | None = None,
+    occurred_at: datetime | None = None,
+    payload: dict[str, Any] | None = None,
+    sid: str | None = None,
+    detail: str | None = None,
+    dedupe: bool = True,
+) -> Outcome:
+    """Move a delivery to `status` if the state machine allows it, and add its timeline event.
+
+    Runs in the caller's transaction (the caller commits). The event is recorded even when the
+    status does not move (a late `sent` after `delivered` is kept as history); with `dedupe`,
+    the same status and error code seen again from the same origin adds nothing.
+    `sid` is stored if the delivery has none yet: a callback may beat the send job's commit.
+    """
+    if status not in KNOWN:
+        raise ValueError(f"unknown message status {status!r}")
+    now = utcnow()
+    values: dict[str, Any] = {"status": status, "updated_at": now, **_timestamps(status, occurred_at or now)}
+    if error_code is not None or error_message is not None:
+        values.update(error_code=error_code, error_message=error_message)
+    result = db.session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.status.in_(predecessors(status)))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if sid:
+        db.session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.external_message_id.is_(None))
+            .values(external_message_id=sid)
+            .execution_options(synchronize_session=False)
+        )
+    recorded = record_event(
+        delivery_id,
+        status,
+        source=source,
+        error_code=error_code,
+        detail=detail,
+        occurred_at=occurred_at,
+        payload=payload,
+        dedupe_key=_dedupe_key(source, status, error_code) if dedupe else None,
+    )
+    return Outcome(moved=result.rowcount == 1, recorded=recorded)

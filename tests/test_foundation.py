@@ -1,0 +1,221 @@
+"""The app factory, configuration, operator login, CSRF, the CLI and the embedded Redis."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from smsdash import create_app
+from smsdash.config import ConfigError, database_url, load_config
+from smsdash.extensions import db
+from smsdash.models import User
+from tests.conftest import TEST_PASSWORD, csrf_token_from
+
+DASHBOARD_ROUTES = ["/"]
+
+
+def test_factory_uses_test_config(app: Flask) -> None:
+    assert app.testing
+    assert app.config["BASE_HOST_URL"] == "https://smsdash.example.com"
+
+
+def test_factory_reads_environment_at_call_time_not_import(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:p@db.example.com:5432/prod")
+    monkeypatch.setenv("SECRET_KEY", "x" * 32)
+    app = create_app({"INSTANCE_PATH": str(tmp_path)})
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u:p@db.example.com:5432/prod"
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("postgres://u:p@h:5432/d", "postgresql+psycopg://u:p@h:5432/d"),
+    ("postgresql://u@h/d", "postgresql+psycopg://u@h/d"),
+    ("postgresql+psycopg://u@h/d", "postgresql+psycopg://u@h/d"),
+    ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+    (None, "sqlite:////srv/instance/smsdash.db"),
+])
+def test_database_url_rewriting(raw: str | None, expected: str) -> None:
+    assert database_url(raw, "/srv/instance") == expected
+
+
+@pytest.mark.parametrize("key", [None, "", "dev", "changeme", "short"])
+def test_production_refuses_missing_or_default_secret_key(key: str | None, tmp_path: Path) -> None:
+    env = {"APP_ENV": "production"} | ({"SECRET_KEY": key} if key is not None else {})
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        load_config(str(tmp_path), env=env)
+
+
+def test_production_start_up_stops_with_a_clear_message(tmp_path: Path) -> None:
+    """The real start-up path (`flask --app wsgi ...`) fails loudly, not with a stack of noise."""
+    env = {"APP_ENV": "production", "PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
+    result = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "routes"], env=env,
+                            capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
+
+
+def test_dev_secret_key_is_random_and_shared_by_processes(tmp_path: Path) -> None:
+    first = load_config(str(tmp_path), env={})["SECRET_KEY"]
+    second = load_config(str(tmp_path), env={})["SECRET_KEY"]
+    other = load_config(str(tmp_path / "other"), env={})["SECRET_KEY"]
+    assert first == second and len(first) >= 32 and other != first
+    assert (tmp_path / "dev-secret-key").stat().st_mode & 0o777 == 0o600
+
+
+def test_bad_numeric_setting_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="SEND_CONCURRENCY"):
+        load_config(str(tmp_path), env={"SEND_CONCURRENCY": "lots"})
+
+
+def test_healthz_is_public_and_checks_the_database(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json == {"status": "ok"}
+
+
+def test_login_page_has_labelled_fields(client: FlaskClient) -> None:
+    html = client.get("/login").get_data(as_text=True)
+    assert '<label for="email">Email</label>' in html
+    assert '<label for="password">Password</label>' in html
+    assert ">Log in</button>" in html
+
+
+def _routes_needing_login(app: Flask) -> list[str]:
+    public = {"/login", "/healthz"}
+    return sorted(
+        rule.rule for rule in app.url_map.iter_rules()
+        if "GET" in rule.methods and "<" not in rule.rule and rule.rule not in public
+        and not rule.rule.startswith(("/static", "/webhooks"))
+    )
+
+
+def test_every_dashboard_route_requires_login(app: Flask, client: FlaskClient) -> None:
+    routes = _routes_needing_login(app)
+    assert routes, "no dashboard routes found"
+    for route in routes:
+        response = client.get(route)
+        assert response.status_code == 302, route
+        assert "/login?next=" in response.headers["Location"], route
+
+
+@pytest.mark.parametrize("route", DASHBOARD_ROUTES)
+def test_dashboard_route_redirects_to_login(client: FlaskClient, route: str) -> None:
+    response = client.get(route)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=")
+
+
+def test_htmx_request_without_session_gets_hx_redirect(client: FlaskClient) -> None:
+    response = client.get("/", headers={"HX-Request": "true"})
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"].startswith("/login")
+
+
+def test_login_and_logout(client: FlaskClient, operator: User) -> None:
+    token = csrf_token_from(client.get("/login").get_data(as_text=True))
+    response = client.post("/login?next=/", data={"email": "OP@example.com ", "password": TEST_PASSWORD,
+                                                   "csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    assert client.get("/").status_code == 200
+    page_token = csrf_token_from(client.get("/").get_data(as_text=True))
+    assert client.post("/logout", data={"csrf_token": page_token}).status_code == 302
+    assert client.get("/").status_code == 302
+
+
+def test_wrong_password_is_refused(client: FlaskClient, operator: User) -> None:
+    token = csrf_token_from(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"email": operator.email, "password": "nope", "csrf_token": token})
+    assert response.status_code == 401
+    assert "Email or password is not right." in response.get_data(as_text=True)
+    assert client.get("/").status_code == 302
+
+
+def test_login_ignores_an_offsite_next(client: FlaskClient, operator: User) -> None:
+    token = csrf_token_from(client.get("/login").get_data(as_text=True))
+    response = client.post("/login?next=//evil.example.com/x",
+                           data={"email": operator.email, "password": TEST_PASSWORD, "csrf_token": token})
+    assert response.headers["Location"] == "/"
+
+
+def test_form_post_without_csrf_token_is_refused(client: FlaskClient, operator: User) -> None:
+    response = client.post("/login", data={"email": operator.email, "password": TEST_PASSWORD})
+    assert response.status_code == 400
+    assert client.get("/").status_code == 302
+
+
+def test_htmx_post_carries_csrf_in_header(logged_in: FlaskClient) -> None:
+    html = logged_in.get("/").get_data(as_text=True)
+    token = csrf_token_from(html)
+    assert f'hx-headers=\'{{"X-CSRFToken": "{token}"}}\'' in html
+    assert logged_in.post("/logout", headers={"HX-Request": "true"}).status_code == 400
+    assert logged_in.post("/logout", headers={"HX-Request": "true", "X-CSRFToken": token}).status_code == 302
+
+
+def test_users_create_command(app: Flask, runner) -> None:
+    result = runner.invoke(args=["users", "create", "New@Example.com", "--password", "s3cret-pass"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        user = db.session.query(User).filter_by(email="new@example.com").one()
+        assert user.check_password("s3cret-pass") and user.password_hash != "s3cret-pass"
+    again = runner.invoke(args=["users", "create", "new@example.com", "--password", "s3cret-pass"])
+    assert again.exit_code != 0 and "already exists" in again.output
+
+
+def test_users_create_prompts_for_password(app: Flask, runner) -> None:
+    result = runner.invoke(args=["users", "create", "p@example.com"], input="longenough\nlongenough\n")
+    assert result.exit_code == 0, result.output
+    assert "Password" in result.output
+
+
+def test_users_create_rejects_short_password(runner) -> None:
+    result = runner.invoke(args=["users", "create", "p@example.com", "--password", "short"])
+    assert result.exit_code != 0 and "at least 8" in result.output
+
+
+def test_embedded_redis_is_shared_by_two_processes(tmp_path: Path) -> None:
+    """Two separate processes opening instance/redis.db talk to one embedded server."""
+    script = textwrap.dedent(f"""
+        import sys
+        from smsdash.redis_conn import connect
+        r = connect(None, {str(tmp_path / 'redis.db')!r})
+        if sys.argv[1] == "write":
+            r.set("shared-key", "from-writer")
+            sys.stdout.write("ready\\n"); sys.stdout.flush()
+            sys.stdin.readline()
+        else:
+            print(r.get("shared-key").decode())
+    """)
+    root = Path(__file__).parent.parent
+    writer = subprocess.Popen([sys.executable, "-c", script, "write"], cwd=root,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
+        reader = subprocess.run([sys.executable, "-c", script, "read"], cwd=root,
+                                capture_output=True, text=True, timeout=30)
+        assert reader.returncode == 0, reader.stderr
+        assert reader.stdout.strip() == "from-writer"
+    finally:
+        assert writer.stdin is not None
+        writer.stdin.write("\n")
+        writer.stdin.flush()
+        writer.wait(timeout=30)
+
+
+def test_migrations_upgrade_downgrade_upgrade(tmp_path: Path) -> None:
+    """The Alembic chain goes up, all the way down, and up again on a fresh SQLite file."""
+    from flask_migrate import downgrade, upgrade
+    from sqlalchemy import inspect
+
+    app = create_app({"SECRET_KEY": "x", "INSTANCE_PATH": str(tmp_path),
+                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/m.db"})
+    with app.app_context():
+        upgrade()
+        assert {"comms_deliveries", "comms_events", "comms_messages"} <= set(inspect(db.engine).get_table_names())
+        downgrade(revision="base")
+        assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
+        upgrade()
+        assert "comms_deliveries" in inspect(db.engine).get_table_names()
