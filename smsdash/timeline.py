@@ -53,4 +53,5 @@ def record_event(
         stmt = sqlite.insert(Event).values(**values).on_conflict_do_nothing()
     else:  # pragma: no cover - only SQLite and PostgreSQL are supported
         raise RuntimeError(f"unsupported database dialect {dialect}")
-    return db.session.execute(stmt).rowcount == 1
+    # RETURNING, not rowcount: through the ORM session an INSERT's rowcount is -1 on PostgreSQL.
+    return db.session.execute(stmt.returning(Event.id)).first() is not None

@@ -25,6 +25,8 @@ from smsdash.models import User
 
 TEST_PASSWORD = "correct horse battery"
 
+pytest_plugins = ["tests.fixtures_webhooks"]
+
 
 @pytest.fixture(scope="session")
 def database_uri(tmp_path_factory: pytest.TempPathFactory) -> str:

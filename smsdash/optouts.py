@@ -1,0 +1,68 @@
+"""Opt-outs: numbers that texted STOP (or that Twilio refused with 21610) must not be texted again.
+
+An opt-out belongs to a sender (the From number or Messaging Service SID the STOP was sent to),
+because carriers scope STOP to the sender; a row with the empty sender blocks every sender.
+All functions run in the caller's transaction; the caller commits.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .extensions import db
+from .models import OptOut, utcnow
+
+ALL_SENDERS = ""
+
+
+def _senders(sender: str) -> tuple[str, ...]:
+    return (ALL_SENDERS,) if sender == ALL_SENDERS else (ALL_SENDERS, sender)
+
+
+def is_opted_out(phone: str, sender: str = ALL_SENDERS) -> bool:
+    """True if `phone` opted out of `sender` or of every sender."""
+    row = db.session.execute(
+        select(OptOut.id).where(OptOut.phone == phone, OptOut.sender.in_(_senders(sender))).limit(1)
+    ).first()
+    return row is not None
+
+
+def opted_out_among(phones: Iterable[str], sender: str = ALL_SENDERS) -> set[str]:
+    """The subset of `phones` that opted out of `sender` (or of every sender), in one query."""
+    wanted = set(phones)
+    if not wanted:
+        return set()
+    rows = db.session.execute(
+        select(OptOut.phone).where(OptOut.phone.in_(wanted), OptOut.sender.in_(_senders(sender)))
+    )
+    return {phone for (phone,) in rows}
+
+
+def record_opt_out(phone: str, sender: str, source: str) -> bool:
+    """Record that `phone` opted out of `sender`; return False if it already had.
+
+    Insert-or-ignore on the (phone, sender) unique key, so a repeated STOP (or a STOP racing a
+    21610 from the send job) records once and neither fails. RETURNING tells whether a row went
+    in: through the ORM session an INSERT's rowcount is -1 on PostgreSQL.
+    """
+    values: dict[str, Any] = {"phone": phone, "sender": sender, "source": source, "created_at": utcnow()}
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        stmt: Any = postgresql.insert(OptOut).values(**values).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(OptOut).values(**values).on_conflict_do_nothing()
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        raise RuntimeError(f"unsupported database dialect {dialect}")
+    return db.session.execute(stmt.returning(OptOut.id)).first() is not None
+
+
+def lift_opt_out(phone: str, sender: str) -> bool:
+    """Remove `phone`'s opt-out for `sender` (START / UNSTOP / YES); return True if one existed.
+
+    Only the row for that sender goes: a START to one number does not undo an opt-out that an
+    operator recorded for every sender.
+    """
+    result = db.session.execute(delete(OptOut).where(OptOut.phone == phone, OptOut.sender == sender))
+    return result.rowcount > 0

@@ -1,0 +1,71 @@
+"""The pending inbox: status callbacks that matched no delivery yet, applied when their SID appears.
+
+Most callbacks carry our delivery id in their URL, so they always match. The ones that don't
+(a Messaging Service's own callback, or a callback that beat the send job's commit) wait here,
+and the send job calls `apply_pending` right after it stores a SID. That call runs on every
+send, so when nothing waits it costs one indexed query and nothing more.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Sequence
+
+from sqlalchemy import insert, select, update
+
+from .callbacks import MalformedCallback, parse_status_callback
+from .extensions import db
+from .models import PendingCallback, utcnow
+
+
+def keep_pending(sid: str, status: str, payload: dict[str, Any]) -> None:
+    """Store a callback that matched no delivery, in the caller's transaction."""
+    db.session.execute(insert(PendingCallback).values(
+        message_sid=sid, status=status, payload=payload, received_at=utcnow()))
+
+
+def _claim(pending_id: int) -> bool:
+    """Mark one entry applied; False if someone else (a concurrent webhook) already did."""
+    result = db.session.execute(
+        update(PendingCallback)
+        .where(PendingCallback.id == pending_id, PendingCallback.applied_at.is_(None))
+        .values(applied_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def apply_pending(delivery_id: int, sid: str) -> int:
+    """Apply every waiting callback for `sid` to `delivery_id`; return how many were applied.
+
+    Runs in the caller's transaction (the caller commits). Entries are claimed one by one with
+    a conditional UPDATE, so two callers racing over the same SID apply each entry once; the
+    state machine ignores the order they arrive in.
+    """
+    waiting = db.session.execute(
+        select(PendingCallback.id, PendingCallback.payload)
+        .where(PendingCallback.message_sid == sid, PendingCallback.applied_at.is_(None))
+        .order_by(PendingCallback.id)
+    ).all()
+    applied = 0
+    for pending_id, payload in waiting:
+        if not _claim(pending_id):
+            continue
+        try:
+            callback = parse_status_callback(payload)
+        except MalformedCallback:  # only well-formed callbacks are kept; this guards old rows
+            continue
+        callback.apply(delivery_id, record_sid=True)
+        applied += 1
+    return applied
+
+
+def unmatched(older_than: timedelta, limit: int = 100) -> Sequence[PendingCallback]:
+    """Entries still unmatched after `older_than`, oldest first: callbacks for messages we never
+    stored (sent from elsewhere on the same account, or lost by a crashed job), for operators."""
+    cutoff: datetime = utcnow() - older_than
+    return db.session.scalars(
+        select(PendingCallback)
+        .where(PendingCallback.applied_at.is_(None), PendingCallback.received_at < cutoff)
+        .order_by(PendingCallback.received_at)
+        .limit(limit)
+    ).all()
