@@ -8,7 +8,7 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from . import auth, health, home, redis_conn, worker
+from . import auth, contacts, health, home, redis_conn, worker
 from .config import load_config
 from .extensions import csrf, db, htmx, login_manager, migrate
 
@@ -40,6 +40,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(home.bp)
+    app.register_blueprint(contacts.bp)
     worker.init_app(app)
     return app
 
