@@ -32,7 +32,9 @@ class RedirectingHttpClient(TwilioHttpClient):
     def __init__(self, base_url: str | None, connect_timeout: float, read_timeout: float,
                  pool_size: int) -> None:
         super().__init__(pool_connections=True, timeout=read_timeout)
-        self.timeouts = (connect_timeout, read_timeout)
+        # requests takes a (connect, read) pair; the SDK's own check only accepts a number, so
+        # the pair is set after its constructor and used as the default for every request.
+        self.timeout = (connect_timeout, read_timeout)  # type: ignore[assignment]
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(pool_size, 4))
         assert self.session is not None
         self.session.mount("https://", adapter)
@@ -51,7 +53,7 @@ class RedirectingHttpClient(TwilioHttpClient):
                 headers: Any = None, auth: Any = None, timeout: Any = None,
                 allow_redirects: bool = False) -> Response:
         return super().request(method, self.rewrite(url), params=params, data=data, headers=headers,
-                               auth=auth, timeout=timeout or self.timeouts,  # type: ignore[arg-type]
+                               auth=auth, timeout=timeout,
                                allow_redirects=allow_redirects)
 
 
