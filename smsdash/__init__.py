@@ -5,10 +5,11 @@ import os
 from typing import Any, Mapping
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from . import auth, contacts, health, home, redis_conn, worker
+from . import auth, contacts, health, home, redis_conn, webhooks, worker
 from .config import load_config
 from .extensions import csrf, db, htmx, login_manager, migrate
 
@@ -27,6 +28,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.from_mapping(load_config(app.instance_path))
     app.config.from_mapping(test_config)
+    if hops := app.config["PROXY_FIX_HOPS"]:  # trust X-Forwarded-* from this many proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)  # type: ignore[method-assign]
 
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(PROJECT_ROOT, "migrations"))
@@ -40,6 +43,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(home.bp)
+    app.register_blueprint(webhooks.bp)
     app.register_blueprint(contacts.bp)
     worker.init_app(app)
     return app

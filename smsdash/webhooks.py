@@ -1,0 +1,158 @@
+"""Twilio's webhooks: delivery status callbacks and inbound replies (STOP / START).
+
+Both are public (no login, no CSRF token) and trusted only through `X-Twilio-Signature`, an
+HMAC of the public URL Twilio called plus the form params. Behind Heroku's router or ngrok the
+app sees plain http and an internal host, so the signature is checked against the URL as seen
+(after ProxyFix, configured by PROXY_FIX_HOPS) and against the same path and query rebuilt on
+BASE_HOST_URL. Twilio retries on errors and treats any 2xx as done, so the handler answers fast:
+the usual callback costs one indexed read, one conditional UPDATE and one event insert.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, current_app, request
+from sqlalchemy import select
+from twilio.request_validator import SIGNATURE_SETTINGS_HEADER, RequestValidator, get_signature_algorithm
+
+from .callbacks import MalformedCallback, StatusCallback, parse_status_callback
+from .extensions import csrf, db
+from .models import Delivery
+from .optouts import lift_opt_out, record_opt_out
+from .pending import apply_pending, keep_pending
+from .public_url import public_base_url
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks/twilio")
+csrf.exempt(bp)
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+# Twilio's default opt-out keywords; the reply must be the keyword alone (any case).
+STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+START_WORDS = frozenset({"START", "UNSTOP", "YES"})
+OPTED_OUT_CODE = 21610
+
+
+def _candidate_urls() -> list[str]:
+    """The URL as this app sees it, and the same path and query on the configured public base."""
+    urls = [request.url]
+    base = public_base_url(current_app.config)
+    if base:
+        query = request.query_string.decode("latin-1")
+        rebuilt = f"{base}{request.path}" + (f"?{query}" if query else "")
+        if rebuilt != request.url:
+            urls.append(rebuilt)
+    return urls
+
+
+def _rejection() -> str | None:
+    """Why this request is not provably from Twilio, or None when its signature is valid."""
+    token = current_app.config.get("TWILIO_AUTH_TOKEN") or ""
+    if not token:
+        return "TWILIO_AUTH_TOKEN is not set, so no signature can be checked"
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature:
+        return "no X-Twilio-Signature header"
+    validator = RequestValidator(token)
+    algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER))
+    urls = _candidate_urls()
+    if any(validator.validate(url, request.form, signature, algorithm) for url in urls):
+        return None
+    return f"signature matches none of {', '.join(urls)}"
+
+
+def _forbidden(reason: str) -> Response:
+    # The log names the path, the reason and the caller; never the token or the signature.
+    log.warning("Rejected Twilio webhook %s from %s: %s", request.path, request.remote_addr, reason)
+    return Response("Forbidden: the request is not signed by Twilio for this URL.\n", 403,
+                    mimetype="text/plain")
+
+
+def _bad_request(reason: str) -> Response:
+    log.warning("Malformed Twilio webhook %s: %s", request.path, reason)
+    return Response(f"Bad request: {reason}\n", 400, mimetype="text/plain")
+
+
+def _find_delivery(delivery_ref: int | None, sid: str) -> tuple[int, str | None] | None:
+    """(id, stored SID) of the delivery the callback is about: by our id from the URL, else by SID."""
+    if delivery_ref is not None:
+        row = db.session.execute(
+            select(Delivery.id, Delivery.external_message_id).where(Delivery.id == delivery_ref)).first()
+        if row is not None:
+            return row.id, row.external_message_id
+    row = db.session.execute(
+        select(Delivery.id, Delivery.external_message_id).where(Delivery.external_message_id == sid)).first()
+    return (row.id, row.external_message_id) if row is not None else None
+
+
+def _keep_until_known(callback: StatusCallback) -> None:
+    """Park a callback that matches nothing; apply it at once if its SID appeared meanwhile.
+
+    The send job applies pending callbacks right after committing a SID. If that happened
+    between our lookup and our commit, the job saw nothing waiting, so we look once more.
+    """
+    keep_pending(callback.sid, callback.status, callback.payload)
+    db.session.commit()
+    found = db.session.execute(
+        select(Delivery.id).where(Delivery.external_message_id == callback.sid)).scalar()
+    if found is not None:
+        apply_pending(found, callback.sid)
+        db.session.commit()
+
+
+def _sender(params: dict[str, str]) -> str:
+    return params.get("MessagingServiceSid") or params.get("From") or ""
+
+
+@bp.post("/status")
+def status() -> Response:
+    """Apply one status callback. 403: not signed by Twilio; 400: malformed; 200: applied or kept."""
+    reason = _rejection()
+    if reason:
+        return _forbidden(reason)
+    try:
+        callback = parse_status_callback(request.form)
+    except MalformedCallback as exc:
+        return _bad_request(str(exc))
+    raw_ref = request.args.get("d")
+    if raw_ref is not None and not raw_ref.isdigit():
+        return _bad_request(f"delivery id {raw_ref!r} is not a number")
+
+    found = _find_delivery(int(raw_ref) if raw_ref else None, callback.sid)
+    if found is None:
+        _keep_until_known(callback)
+        return Response("", 200)
+    delivery_id, stored_sid = found
+    callback.apply(delivery_id, record_sid=stored_sid is None)
+    if stored_sid is None:
+        apply_pending(delivery_id, callback.sid)
+    if callback.error_code == OPTED_OUT_CODE and callback.payload.get("To"):
+        record_opt_out(callback.payload["To"], _sender(callback.payload), f"twilio-{OPTED_OUT_CODE}")
+    db.session.commit()
+    return Response("", 200)
+
+
+@bp.post("/inbound")
+def inbound() -> Response:
+    """Record STOP-type replies as opt-outs and lift them on START-type replies; answer empty TwiML.
+
+    The opt-out is kept for the number the reply was sent to and, when the reply came through a
+    Messaging Service, for the service too: the send job may send from either.
+    """
+    reason = _rejection()
+    if reason:
+        return _forbidden(reason)
+    phone = (request.form.get("From") or "").strip()
+    keyword = (request.form.get("Body") or "").strip().strip(".!").upper()
+    senders = {s.strip() for s in (request.form.get("To"), request.form.get("MessagingServiceSid")) if s}
+    if phone and senders and keyword in STOP_WORDS | START_WORDS:
+        for sender in senders:
+            if keyword in STOP_WORDS:
+                record_opt_out(phone, sender, "inbound")
+            else:
+                lift_opt_out(phone, sender)
+        db.session.commit()
+        log.info("Inbound %s from a recipient: opt-out %s", keyword,
+                 "recorded" if keyword in STOP_WORDS else "lifted")
+    return Response(EMPTY_TWIML, 200, mimetype="text/xml")
