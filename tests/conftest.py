@@ -25,7 +25,7 @@ from smsdash.models import User
 
 TEST_PASSWORD = "correct horse battery"
 
-pytest_plugins = ["tests.fixtures_webhooks"]
+pytest_plugins = ["tests.fixtures_webhooks", "tests.fixtures_twilio"]
 
 
 @pytest.fixture(scope="session")

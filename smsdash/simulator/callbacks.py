@@ -1,0 +1,266 @@
+"""Status callbacks the way Twilio plays them: signed, form-encoded, delayed, sometimes not at all.
+
+For each accepted message the player schedules a `sent` event and (unless the number never gets
+a receipt) a final one. When an event falls due, the stored message moves to that status (so a
+fetch by the reconciler sees it) and its callback is handed to the transport, dropped, or held
+for `flush_callbacks()`, as the knobs say. Events wait in one heap served by one scheduler
+thread; a small thread pool does the POSTs so a slow receiver cannot stall the schedule.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Protocol
+
+import requests
+from requests.adapters import HTTPAdapter
+from twilio.request_validator import RequestValidator
+
+from .knobs import Knobs
+from .numbers import outcome_for
+from .store import API_VERSION, SimMessage, Store
+
+
+@dataclass(frozen=True)
+class CallbackRequest:
+    """One signed callback, ready to send: the URL Twilio would POST to, its params and headers."""
+
+    url: str
+    params: dict[str, str]
+    headers: dict[str, str]
+
+
+@dataclass
+class CallbackRecord:
+    """What happened to one callback: its request, the receiver's HTTP status or the error."""
+
+    request: CallbackRequest
+    outcome: str                      # "delivered" (sent to the transport), "dropped" or "error"
+    status_code: int | None = None
+    error: str | None = None
+    at: float = field(default_factory=time.time)
+
+    @property
+    def params(self) -> dict[str, str]:
+        return self.request.params
+
+    @property
+    def status(self) -> str:
+        return self.request.params["MessageStatus"]
+
+
+class Transport(Protocol):
+    """Sends one callback and returns the receiver's HTTP status code."""
+
+    def __call__(self, request: CallbackRequest) -> int: ...
+
+
+class HttpTransport:
+    """Real HTTP POSTs over a pooled session: the default, used by `make run`."""
+
+    def __init__(self, timeout: float = 10.0, pool_size: int = 16) -> None:
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.timeout = timeout
+
+    def __call__(self, request: CallbackRequest) -> int:
+        response = self.session.post(request.url, data=request.params, headers=request.headers,
+                                     timeout=self.timeout, allow_redirects=False)
+        return response.status_code
+
+
+def callback_params(message: SimMessage, status: str, error_code: int | None) -> dict[str, str]:
+    """Twilio's status callback parameters for `message` reaching `status`."""
+    params = {
+        "MessageSid": message.sid, "SmsSid": message.sid, "AccountSid": message.account_sid,
+        "From": message.from_ or "", "To": message.to, "ApiVersion": API_VERSION,
+        "MessageStatus": status, "SmsStatus": status,
+    }
+    if message.messaging_service_sid:
+        params["MessagingServiceSid"] = message.messaging_service_sid
+    if error_code is not None:
+        params["ErrorCode"] = str(error_code)
+    if status in ("delivered", "undelivered", "failed"):
+        params["RawDlrDoneDate"] = datetime.now(timezone.utc).strftime("%y%m%d%H%M")
+    return params
+
+
+@dataclass(order=True)
+class _Event:
+    due: float
+    seq: int
+    sid: str = field(compare=False)
+    status: str = field(compare=False)
+    error_code: int | None = field(compare=False)
+    url: str | None = field(compare=False)
+    copies: int = field(compare=False, default=1)
+
+
+class CallbackPlayer:
+    """Schedules each message's status events and delivers their signed callbacks."""
+
+    def __init__(self, store: Store, knobs: Callable[[], Knobs], rng: Callable[[], random.Random],
+                 transport: Transport, workers: int = 8) -> None:
+        self.store = store
+        self.knobs = knobs
+        self.rng = rng
+        self.transport: Transport = transport
+        self.validator = RequestValidator(store.auth_token)
+        self._heap: list[_Event] = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._held: list[CallbackRequest] = []
+        self._records: list[CallbackRecord] = []
+        self._in_flight = 0
+        self._stopped = False
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sim-callback")
+        self._thread = threading.Thread(target=self._run, name="sim-scheduler", daemon=True)
+        self._thread.start()
+
+    # -- scheduling -------------------------------------------------------------------------
+    def schedule(self, message: SimMessage) -> None:
+        """Plan `sent` and the final status for a just-accepted message."""
+        knobs, rng = self.knobs(), self.rng()
+        outcome = outcome_for(message.to)
+        url = message.status_callback
+        steps: list[tuple[str, int | None, float]] = [("sent", None, knobs.callback_sent_delay)]
+        if outcome.final_status:
+            final_delay = max(knobs.callback_final_delay, knobs.callback_sent_delay)
+            steps.append((outcome.final_status, outcome.error_code, final_delay))
+        start = time.monotonic()
+        delays = [self._jittered(delay, knobs.callback_jitter, rng) for _, _, delay in steps]
+        if len(delays) == 2:
+            low, high = sorted(delays)
+            delays = [high, low] if knobs.callback_reorder else [low, high]
+        with self._cond:
+            for (status, code, _), delay in zip(steps, delays):
+                heapq.heappush(self._heap, _Event(start + delay, next(self._seq), message.sid, status,
+                                                  code, url, 1 + knobs.callback_repeat))
+            self._cond.notify()
+
+    @staticmethod
+    def _jittered(delay: float, jitter: float, rng: random.Random) -> float:
+        return max(0.0, delay * (1 + rng.uniform(-jitter, jitter))) if delay and jitter else delay
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped and (not self._heap or self._heap[0].due > time.monotonic()):
+                    timeout = self._heap[0].due - time.monotonic() if self._heap else None
+                    self._cond.wait(timeout)
+                if self._stopped:
+                    return
+                event = heapq.heappop(self._heap)
+                self._in_flight += 1
+            try:
+                self._fire(event)
+            finally:
+                with self._cond:
+                    self._in_flight -= 1
+                    self._cond.notify_all()
+
+    def _fire(self, event: _Event) -> None:
+        """The event falls due: move the stored status (never backwards), then send, drop or hold
+        its callback, which goes out even when a reordered final status got there first."""
+        message = self.store.advance(event.sid, event.status, event.error_code)
+        if message is None or not event.url:
+            return
+        params = callback_params(message, event.status, event.error_code)
+        request = CallbackRequest(event.url, params, {
+            "X-Twilio-Signature": self.validator.compute_signature(event.url, params),
+            "Content-Type": "application/x-www-form-urlencoded",
+            "User-Agent": "TwilioProxy/1.1",
+            "I-Twilio-Idempotency-Token": f"{event.sid}-{event.status}",
+        })
+        knobs, rng = self.knobs(), self.rng()
+        for _ in range(event.copies):
+            if knobs.callback_drop_rate and rng.random() < knobs.callback_drop_rate:
+                self._record(CallbackRecord(request, "dropped"))
+            elif knobs.hold_callbacks:
+                with self._cond:
+                    self._held.append(request)
+            else:
+                with self._cond:
+                    self._in_flight += 1
+                self._pool.submit(self._deliver, request)
+
+    def _deliver(self, request: CallbackRequest) -> None:
+        try:
+            self._record(self.send(request))
+        finally:
+            with self._cond:
+                self._in_flight -= 1
+                self._cond.notify_all()
+
+    def send(self, request: CallbackRequest) -> CallbackRecord:
+        """Hand one callback to the transport now, in the calling thread."""
+        try:
+            return CallbackRecord(request, "delivered", status_code=self.transport(request))
+        except Exception as exc:  # noqa: BLE001 - a receiver's failure is recorded, as Twilio logs it
+            return CallbackRecord(request, "error", error=f"{type(exc).__name__}: {exc}")
+
+    def _record(self, record: CallbackRecord) -> None:
+        with self._cond:
+            self._records.append(record)
+            self._cond.notify_all()
+
+    # -- inspection and control -------------------------------------------------------------
+    def records(self) -> list[CallbackRecord]:
+        with self._cond:
+            return list(self._records)
+
+    def held(self) -> list[CallbackRequest]:
+        with self._cond:
+            return list(self._held)
+
+    def settle(self, timeout: float = 10.0) -> None:
+        """Fire every scheduled event now, ignoring its delay, and wait for sends in flight."""
+        with self._cond:
+            if self._heap:  # bring every event due now, keeping their order
+                shift = max(event.due for event in self._heap) - time.monotonic()
+                for event in self._heap:
+                    event.due -= max(shift, 0.0)
+            self._cond.notify_all()
+            if not self._cond.wait_for(lambda: not self._heap and not self._in_flight, timeout):
+                raise TimeoutError(f"callbacks still pending after {timeout}s")
+
+    def flush(self, timeout: float = 10.0) -> list[CallbackRecord]:
+        """Settle, then deliver every held callback in order in this thread; their records."""
+        self.settle(timeout)
+        with self._cond:
+            held, self._held = self._held, []
+        records = [self.send(request) for request in held]
+        for record in records:
+            self._record(record)
+        return records
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[CallbackRecord]:
+        """Block until at least `count` callbacks have been recorded; all records so far."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self._records) >= count, timeout):
+                raise TimeoutError(f"{len(self._records)} of {count} callbacks after {timeout}s")
+            return list(self._records)
+
+    def reset(self, timeout: float = 10.0) -> None:
+        """Cancel everything scheduled or held, wait out sends in flight, forget the records."""
+        with self._cond:
+            self._heap.clear()
+            self._held.clear()
+            self._cond.wait_for(lambda: not self._in_flight, timeout)
+            self._records.clear()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._heap.clear()
+            self._cond.notify_all()
+        self._thread.join(timeout=5)
+        self._pool.shutdown(wait=False, cancel_futures=True)
