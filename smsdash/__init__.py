@@ -10,6 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from . import auth, contacts, health, home, redis_conn, webhooks, worker
+from . import sms_cli
 from .config import load_config
 from .extensions import csrf, db, htmx, login_manager, migrate
 
@@ -46,6 +47,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(contacts.bp)
     worker.init_app(app)
+    sms_cli.init_app(app)
     return app
 
 

@@ -1,18 +1,32 @@
 """The RQ queue and the `worker` command: jobs run inside one long-lived app context.
 
 The worker is an RQ SimpleWorker: jobs run in the worker process itself instead of a fork per
-job, so the app, its database pool and its Twilio HTTP session are built once, not per job.
+job, so the app, its database pool, its Twilio HTTP session and its sending threads are built
+once, not per job. Its scheduler (RQ's, extended by `periodic`) moves due retries to the queue
+and enqueues the periodic tasks, such as the sweeper for deliveries composed while Redis was down.
 """
 from __future__ import annotations
+
+import logging
+import time
+from typing import Any
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from rq import Queue, SimpleWorker
+from rq.registry import ScheduledJobRegistry
 
+from . import periodic
 from .redis_conn import get_redis
 
 QUEUE_NAME = "smsdash"
+# How often the sweeper looks for deliveries that never reached Redis.
+SWEEP_EVERY_SECONDS = 30
+# Longest a burst waits between checks for scheduled retries that are not due yet.
+BURST_POLL_SECONDS = 1.0
+
+log = logging.getLogger(__name__)
 
 
 def get_queue(app: Flask | None = None) -> Queue:
@@ -20,15 +34,64 @@ def get_queue(app: Flask | None = None) -> Queue:
     return Queue(QUEUE_NAME, connection=get_redis(app))
 
 
+class AppWorker(SimpleWorker):
+    """A SimpleWorker whose scheduler also runs the app's periodic tasks."""
+
+    def __init__(self, *args: Any, app: Flask, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.app = app
+
+    def _start_scheduler(self, burst: bool = False, logging_level: Any = "INFO",
+                         date_format: str = "", log_format: str = "") -> None:
+        kwargs = {k: v for k, v in (("date_format", date_format), ("log_format", log_format)) if v}
+        self.scheduler = periodic.PeriodicScheduler(
+            self.queues, connection=self.connection, serializer=self.serializer,
+            logging_level=logging_level if logging_level is not None else self.log.level,
+            periodic=periodic.tasks(self.app), **kwargs,
+        )
+        self.scheduler.acquire_locks()
+        if not self.scheduler.acquired_locks:
+            return
+        if burst:
+            try:
+                self.scheduler.register_birth()
+                self.scheduler.enqueue_scheduled_jobs()
+            finally:
+                self.scheduler.release_locks()
+                self.scheduler.register_death()
+        else:
+            self.scheduler.start()
+
+
+def run_worker(app: Flask, burst: bool = False) -> None:
+    """Work the queue. In burst mode, keep going until the queue is empty AND no scheduled job
+    (a retry waiting out its backoff) remains: RQ's own burst mode would exit and leave them."""
+    queue = get_queue(app)
+    if not burst:
+        AppWorker([queue], connection=queue.connection, app=app).work(with_scheduler=True)
+        return
+    registry = ScheduledJobRegistry(queue=queue)
+    while True:
+        AppWorker([queue], connection=queue.connection, app=app).work(burst=True, with_scheduler=True)
+        if queue.count:
+            continue
+        upcoming = registry.connection.zrange(registry.key, 0, 0, withscores=True)
+        if not upcoming:
+            return
+        wait = upcoming[0][1] - time.time()
+        time.sleep(min(max(wait, 0.05), BURST_POLL_SECONDS))
+
+
 @click.command("worker")
-@click.option("--burst", is_flag=True, help="Work until the queue is empty, then exit.")
+@click.option("--burst", is_flag=True, help="Work until the queue and the scheduled retries are done, then exit.")
 @with_appcontext
 def worker_command(burst: bool) -> None:
-    """Run an RQ worker (with its scheduler) inside the app context."""
-    queue = get_queue(current_app)
-    worker = SimpleWorker([queue], connection=queue.connection)
-    worker.work(burst=burst, with_scheduler=True)
+    """Run an RQ worker (with its scheduler and periodic tasks) inside the app context."""
+    run_worker(current_app._get_current_object(), burst=burst)  # type: ignore[attr-defined]
 
 
 def init_app(app: Flask) -> None:
+    from .send_queue import sweep_unenqueued  # send_queue imports get_queue from here
+
     app.cli.add_command(worker_command)
+    periodic.register(app, sweep_unenqueued, seconds=SWEEP_EVERY_SECONDS)

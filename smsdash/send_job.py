@@ -1,0 +1,416 @@
+"""The send job (the original system's SmsDeliverySendJob): one delivery, or a batch of them.
+
+For each delivery: skip it, with an event saying why, if it was already sent, reached a final
+status or its number opted out; claim it (`queued` -> `sending`, attempts + 1) with one
+conditional UPDATE, so a job that runs twice sends once; create the message at Twilio; record
+the outcome through the state machine. A batch runs its deliveries through a per-process
+thread pool of SEND_CONCURRENCY, so one worker process overlaps Twilio's API latency instead of
+waiting for each request in turn. Only the pool's threads talk to Twilio; the job's own thread
+does all the database writing, committing the outcomes that finished together.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Sequence
+
+import redis
+from flask import Flask, current_app
+from sqlalchemy import insert, select, update
+from twilio.rest.api.v2010.account.message import MessageInstance
+
+from . import send_queue
+from .errors import explain
+from .extensions import db
+from .models import Delivery, Event, Message, utcnow
+from .optouts import opted_out_among, record_opt_out
+from .pending import apply_pending
+from .public_url import public_base_url, status_callback_url, unreachable_reason
+from .ratelimit import SendRateLimiter
+from .redis_conn import get_redis
+from .retries import SendFailure, backoff_delay, classify
+from .sending import send_sms, sender_identity
+from .status import FINAL, apply_status
+from .timeline import record_event
+from .twilio_client import get_client
+
+log = logging.getLogger(__name__)
+
+# How long the job's thread lets finished sends gather before committing them together.
+COMMIT_EVERY_SECONDS = 0.05
+# Clock skew allowed between us and Twilio when matching an earlier attempt's message.
+CLOCK_SKEW = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class Work:
+    """One delivery to attempt. `expected_attempts` is None for a first attempt (claimed from
+    `queued`); a retry names the attempt count it follows, so a stale copy of it claims nothing.
+    `verify` asks to look for the message at Twilio first (the last attempt may have reached it)."""
+
+    delivery_id: int
+    expected_attempts: int | None = None
+    try_number: int = 1
+    verify: bool = False
+
+
+@dataclass(frozen=True)
+class Claimed:
+    work: Work
+    to: str
+    body: str
+    attempts: int
+    created_at: datetime
+    callback: str | None
+
+
+@dataclass(frozen=True)
+class Result:
+    message: MessageInstance | None = None
+    adopted: bool = False
+    error: BaseException | None = None
+
+
+def send_batch(delivery_ids: Sequence[int]) -> dict[str, int]:
+    """RQ job: first attempts for many deliveries, sent concurrently."""
+    return run([Work(int(i)) for i in delivery_ids])
+
+
+def send_delivery(delivery_id: int, expected_attempts: int | None = None, try_number: int = 1,
+                  verify: bool = False) -> dict[str, int]:
+    """RQ job: one delivery (a first attempt, or a scheduled retry)."""
+    return run([Work(int(delivery_id), expected_attempts, try_number, verify)])
+
+
+def run(works: Sequence[Work]) -> dict[str, int]:
+    """Claim, send and record `works`; return counts of what happened (for the job's result)."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    counts: dict[str, int] = {}
+    try:
+        claimed = _claim(works, counts)
+        if claimed:
+            _send_all(app, claimed, counts)
+    except BaseException:
+        db.session.rollback()
+        raise
+    finally:
+        db.session.remove()
+    return counts
+
+
+def _bump(counts: dict[str, int], key: str, n: int = 1) -> None:
+    counts[key] = counts.get(key, 0) + n
+
+
+# --- claiming -----------------------------------------------------------------------------
+
+def _skip_reason(work: Work, status: str, attempts: int, sid: str | None) -> tuple[str | None, bool]:
+    """(why this delivery must not be sent, whether that deserves a timeline event).
+
+    A delivery another job is sending right now is skipped quietly: it is not news, only a
+    duplicate job (compose and the sweeper both enqueued it, or RQ ran a job twice)."""
+    if status == "canceled":
+        return "not sent: the delivery was canceled", True
+    if sid or status == "sent" or status in FINAL:
+        return f"not sent again: Twilio already has this message (status {status})", True
+    if work.expected_attempts is None:
+        return (None, False) if status == "queued" else ("being sent by another job", False)
+    if status != "sending" or attempts != work.expected_attempts:
+        return "a newer attempt already ran", False
+    return None, False
+
+
+def _claim(works: Sequence[Work], counts: dict[str, int]) -> list[Claimed]:
+    """Skip what must not be sent, claim the rest, record `sending` events; commits."""
+    by_id = {w.delivery_id: w for w in works}
+    rows = db.session.execute(
+        select(Delivery.id, Delivery.status, Delivery.to_number, Delivery.attempts,
+               Delivery.external_message_id, Delivery.created_at, Message.body)
+        .join(Message, Message.id == Delivery.message_id)
+        .where(Delivery.id.in_(list(by_id)))
+    ).all()
+    opted_out = opted_out_among({r.to_number for r in rows}, sender_identity())
+    first: list[int] = []
+    retry: list[Work] = []
+    for row in rows:
+        work = by_id[row.id]
+        reason, noteworthy = _skip_reason(work, row.status, row.attempts, row.external_message_id)
+        if reason:
+            _bump(counts, "skipped")
+            if noteworthy:
+                record_event(row.id, "skipped", source="job", detail=reason)
+            else:
+                log.info("delivery %s skipped: %s", row.id, reason)
+        elif row.to_number in opted_out:
+            _bump(counts, "opted_out")
+            apply_status(row.id, "canceled", source="job",
+                         detail=f"not sent: {row.to_number} opted out (replied STOP) for this sender")
+        elif work.expected_attempts is None:
+            first.append(row.id)
+        else:
+            retry.append(work)
+    now = utcnow()
+    won: dict[int, int] = {}
+    if first:
+        won.update(db.session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(first), Delivery.status == "queued",
+                   Delivery.external_message_id.is_(None))
+            .values(status="sending", attempts=Delivery.attempts + 1, updated_at=now)
+            .returning(Delivery.id, Delivery.attempts)
+            .execution_options(synchronize_session=False)
+        ).tuples().all())
+    for work in retry:
+        won.update(db.session.execute(
+            update(Delivery)
+            .where(Delivery.id == work.delivery_id, Delivery.status == "sending",
+                   Delivery.attempts == work.expected_attempts, Delivery.external_message_id.is_(None))
+            .values(attempts=Delivery.attempts + 1, updated_at=now)
+            .returning(Delivery.id, Delivery.attempts)
+            .execution_options(synchronize_session=False)
+        ).tuples().all())
+    if not won:
+        db.session.commit()
+        return []
+    config = current_app.config
+    max_tries = int(config.get("SEND_MAX_ATTEMPTS") or 1)
+    db.session.execute(insert(Event), [
+        {"delivery_id": delivery_id, "event_type": "sending", "source": "job", "received_at": now,
+         "detail": f"attempt {by_id[delivery_id].try_number} of {max_tries}",
+         "payload": {"attempts": attempts}}
+        for delivery_id, attempts in won.items()
+    ])
+    unreachable = unreachable_reason(public_base_url(config))
+    if unreachable:
+        for delivery_id in won:
+            record_event(delivery_id, "notice", source="job", dedupe_key="job:callbacks-unreachable",
+                         detail=f"sent without live status updates: {unreachable}; "
+                                "statuses arrive only when the reconciler asks Twilio")
+    db.session.commit()
+    return [
+        Claimed(by_id[r.id], r.to_number, r.body, won[r.id], r.created_at,
+                status_callback_url(config, r.id))
+        for r in rows if r.id in won
+    ]
+
+
+# --- sending ------------------------------------------------------------------------------
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def _executor(size: int) -> ThreadPoolExecutor:
+    """The process's sending threads, created once and reused by every job it runs."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers != size:  # type: ignore[attr-defined]
+            _pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="smsdash-send")
+        return _pool
+
+
+def _attempt(app: Flask, claimed: Claimed, limiter: SendRateLimiter | None) -> Result:
+    """Runs in a pool thread: one look-up or create at Twilio, never a database write."""
+    with app.app_context():
+        try:
+            if claimed.work.verify:
+                existing = _find_existing(claimed.to, claimed.body, claimed.created_at)
+                if existing is not None:
+                    return Result(message=existing, adopted=True)
+            if limiter is not None:
+                limiter.wait()
+            return Result(message=send_sms(claimed.to, claimed.body, claimed.callback))
+        except Exception as exc:  # classified by the job's thread
+            return Result(error=exc)
+
+
+def _send_all(app: Flask, claimed: list[Claimed], counts: dict[str, int]) -> None:
+    config = app.config
+    rate = config.get("SEND_RATE_PER_SECOND")
+    limiter = SendRateLimiter(get_redis(app), float(rate)) if rate else None
+    pool = _executor(max(int(config.get("SEND_CONCURRENCY") or 1), 1))
+    futures: dict[Future[Result], Claimed] = {
+        pool.submit(_attempt, app, c, limiter): c for c in claimed
+    }
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=COMMIT_EVERY_SECONDS, return_when=ALL_COMPLETED)
+        if not done:
+            continue
+        retries = [r for f in done if (r := _record(futures[f], f.result(), counts)) is not None]
+        db.session.commit()
+        _schedule(retries)
+
+
+# --- recording outcomes -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RetryPlan:
+    delivery_id: int
+    attempts: int
+    try_number: int
+    verify: bool
+    delay: float
+
+
+def _record(claimed: Claimed, result: Result, counts: dict[str, int]) -> RetryPlan | None:
+    """Write one attempt's outcome (in the job's transaction); return a retry to schedule."""
+    if result.message is not None:
+        _accepted(claimed, result.message, result.adopted)
+        _bump(counts, "adopted" if result.adopted else "sent")
+        return None
+    assert result.error is not None
+    failure = classify(result.error)
+    if failure is None:
+        # Not Twilio, not the network: a bug or a missing setting. The request may even have
+        # gone out, so retrying could double-send; fail it visibly instead.
+        log.error("delivery %s: unexpected error from send_sms", claimed.work.delivery_id,
+                  exc_info=result.error)
+        failure = SendFailure(False, None, f"unexpected error: {result.error!r}", True)
+    return _failed(claimed, failure, counts)
+
+
+def _accepted(claimed: Claimed, message: MessageInstance, adopted: bool) -> None:
+    delivery_id = claimed.work.delivery_id
+    detail = ("Twilio already had this message from an attempt that timed out; "
+              "adopted it instead of sending again") if adopted else None
+    payload = {"sid": message.sid, "twilio_status": message.status, "attempt": claimed.attempts}
+    if adopted:
+        # A SID another delivery already holds would break the unique key; keep the batch safe.
+        with db.session.begin_nested():
+            apply_status(delivery_id, "sent", source="job", sid=message.sid, payload=payload, detail=detail)
+    else:
+        apply_status(delivery_id, "sent", source="job", sid=message.sid, payload=payload, detail=detail)
+    apply_pending(delivery_id, message.sid)
+
+
+def _failed(claimed: Claimed, failure: SendFailure, counts: dict[str, int]) -> RetryPlan | None:
+    config = current_app.config
+    delivery_id = claimed.work.delivery_id
+    max_tries = int(config.get("SEND_MAX_ATTEMPTS") or 1)
+    try_number = claimed.work.try_number
+    if failure.retryable and try_number < max_tries:
+        delay = backoff_delay(try_number, float(config.get("SEND_RETRY_BASE_SECONDS") or 1.0),
+                              float(config.get("SEND_RETRY_MAX_SECONDS") or 300.0))
+        record_event(delivery_id, "retry", source="job", error_code=failure.code,
+                     detail=f"{failure.reason}; attempt {try_number + 1} of {max_tries} in {delay:.1f} s",
+                     payload={"may_have_reached_twilio": failure.may_have_reached})
+        _bump(counts, "retry")
+        # `verify` carries over: once any attempt may have reached Twilio, every later one looks first.
+        return RetryPlan(delivery_id, claimed.attempts, try_number + 1,
+                         failure.may_have_reached or claimed.work.verify, delay)
+    if failure.code == 21610:
+        record_opt_out(claimed.to, sender_identity(), source="twilio_21610")
+    detail = f"gave up after {try_number} attempts" if failure.retryable else explain(failure.code).meaning
+    apply_status(delivery_id, "failed", source="job", error_code=failure.code,
+                 error_message=failure.reason, detail=detail, dedupe=False,
+                 payload={"attempt": claimed.attempts, "retryable": failure.retryable})
+    _bump(counts, "failed")
+    return None
+
+
+def _schedule(retries: list[RetryPlan]) -> None:
+    """Put committed retries on Redis in one round trip. If Redis is gone, the deliveries stay
+    `sending` and the stuck-work recovery picks them up (it looks at Twilio before re-sending)."""
+    if not retries:
+        return
+    try:
+        with get_redis().pipeline() as pipe:
+            for plan in retries:
+                send_queue.schedule_retry(plan.delivery_id, attempts=plan.attempts,
+                                          try_number=plan.try_number, verify=plan.verify,
+                                          delay=plan.delay, pipeline=pipe)
+            pipe.execute()
+    except redis.RedisError:
+        log.exception("could not schedule %d retries; stuck-work recovery will find them", len(retries))
+
+
+# --- finding a message Twilio already has ------------------------------------------------
+
+def find_existing_message(delivery: Delivery) -> MessageInstance | None:
+    """The message Twilio created for `delivery` on an attempt we never heard back from, if any.
+
+    Messages create has no idempotency key, so before anything re-sends a delivery whose last
+    attempt may have reached Twilio, it asks Twilio's Messages list (filtered by To, From and
+    date sent) for an outbound message with this body, created since the delivery was, whose SID
+    no delivery holds yet."""
+    return _find_existing(delivery.to_number, delivery.message.body, delivery.created_at)
+
+
+def _find_existing(to: str, body: str, created_at: datetime) -> MessageInstance | None:
+    config = current_app.config
+    service_sid = config.get("TWILIO_MESSAGING_SERVICE_SID") or ""
+    filters: dict[str, Any] = {"to": to}
+    if not service_sid:
+        # Through a Messaging Service, Twilio picks the From number, so only To can filter.
+        filters["from_"] = config.get("TWILIO_FROM_NUMBER") or ""
+    since = created_at - CLOCK_SKEW
+    midnight = since.replace(hour=0, minute=0, second=0, microsecond=0)
+    client = get_client()
+    candidates = client.messages.list(date_sent_after=midnight, limit=50, **filters)
+    match = _pick(candidates, body, since, service_sid)
+    if match is None:
+        # A message still waiting in Twilio's queue has no date sent yet, so the date filter
+        # hides it: look again at the newest messages to this number without one.
+        match = _pick(client.messages.list(limit=20, **filters), body, since, service_sid)
+    return match
+
+
+def _pick(candidates: list[MessageInstance], body: str, since: datetime,
+          service_sid: str) -> MessageInstance | None:
+    fitting = [
+        m for m in candidates
+        if (m.direction or "outbound-api").startswith("outbound")
+        and (m.body == body or (m.body or "").endswith(body))
+        and (m.date_created is None or m.date_created >= since)
+        and (not service_sid or m.messaging_service_sid == service_sid)
+    ]
+    if not fitting:
+        return None
+    taken = set(db.session.execute(
+        select(Delivery.external_message_id).where(Delivery.external_message_id.in_([m.sid for m in fitting]))
+    ).scalars())
+    for message in fitting:
+        if message.sid not in taken:
+            return message
+    return None
+
+
+# --- the dashboard's Retry button ---------------------------------------------------------
+
+def can_retry(delivery: Delivery) -> bool:
+    """True for a delivery Twilio never accepted (no SID) that failed for a reason a later
+    attempt can fix: transient errors that ran out of attempts, or a retryable error code."""
+    if delivery.status != "failed" or delivery.external_message_id:
+        return False
+    return delivery.error_code is None or explain(delivery.error_code).retryable
+
+
+def retry_delivery(delivery_id: int) -> bool:
+    """Start a new attempt at a failed delivery (the dashboard's Retry button); commits.
+
+    The one way out of `failed`: a delivery Twilio never accepted has no SID, so no callback
+    can ever describe it, and reopening it cannot contradict anything Twilio said. It goes back
+    to `queued` (a `queued` event says who asked) and through the normal send path, with its
+    own attempts and events. Returns False when the delivery cannot be retried."""
+    delivery = db.session.get(Delivery, delivery_id)
+    if delivery is None or not can_retry(delivery):
+        return False
+    reopened = db.session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.status == "failed",
+               Delivery.external_message_id.is_(None))
+        .values(status="queued", error_code=None, error_message=None, failed_at=None,
+                enqueued_at=None, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    if not reopened:
+        db.session.rollback()
+        return False
+    record_event(delivery_id, "queued", source="app", detail="retry requested by an operator")
+    db.session.commit()
+    send_queue.enqueue_first_attempts([delivery_id])
+    return True

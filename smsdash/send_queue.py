@@ -1,0 +1,133 @@
+"""Putting send work on Redis: first attempts in pipelined batches, retries, and the sweeper.
+
+The database is the source of truth and Redis only carries work, so every path here follows one
+rule: deliveries are committed first, then enqueued, then marked `enqueued_at`. If Redis is
+down in between, the deliveries stay `queued` with `enqueued_at` NULL, and the sweeper (run
+periodically by the worker's scheduler) enqueues them once Redis is back. A delivery enqueued
+twice is harmless: the send job claims it with a conditional UPDATE, so only one job sends.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Iterator, Sequence
+
+import redis
+from flask import current_app
+from rq import Queue
+from sqlalchemy import select, update
+
+from .extensions import db
+from .models import Delivery, utcnow
+from .worker import get_queue
+
+log = logging.getLogger(__name__)
+
+SEND_BATCH = "smsdash.send_job.send_batch"
+SEND_DELIVERY = "smsdash.send_job.send_delivery"
+# Batches per Redis round trip: large enough that 10,000 deliveries take a handful of trips.
+BATCHES_PER_PIPELINE = 25
+# Finished jobs carry nothing worth keeping; the database has the outcome.
+RESULT_TTL = 600
+# A delivery committed this recently may still be on its way into Redis from compose.
+SWEEP_GRACE_SECONDS = 10.0
+SWEEP_LIMIT = 10_000
+
+
+def _chunks(items: Sequence[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(items), size):
+        yield list(items[start:start + size])
+
+
+def batch_timeout(batch_size: int) -> int:
+    """RQ's job timeout for one batch: generous, and longer when a sender rate paces the sends."""
+    config = current_app.config
+    rate = config.get("SEND_RATE_PER_SECOND")
+    paced = batch_size / rate * 1.2 if rate else 0
+    return int(600 + paced + float(config.get("TWILIO_READ_TIMEOUT") or 15) * 2)
+
+
+def batch_job_id(batch: Sequence[int]) -> str:
+    """Deterministic: the same deliveries enqueued again (compose retried, the sweeper) reuse
+    the job id instead of piling up new jobs."""
+    return f"send:d{batch[0]}-d{batch[-1]}:n{len(batch)}"
+
+
+def enqueue_first_attempts(delivery_ids: Sequence[int]) -> int:
+    """Enqueue `queued` deliveries in batches of SEND_BATCH_SIZE, many batches per pipeline,
+    and mark each enqueued batch's `enqueued_at`. Commits. Returns how many were enqueued; on a
+    Redis error it logs and stops, leaving the rest for the sweeper."""
+    size = max(int(current_app.config.get("SEND_BATCH_SIZE") or 100), 1)
+    batches = list(_chunks(sorted(delivery_ids), size))
+    queue = get_queue()
+    enqueued = 0
+    try:
+        for group in _chunks_of_batches(batches, BATCHES_PER_PIPELINE):
+            _enqueue_group(queue, group)
+            ids = [i for batch in group for i in batch]
+            db.session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(ids), Delivery.enqueued_at.is_(None))
+                .values(enqueued_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            db.session.commit()
+            enqueued += len(ids)
+    except redis.RedisError as exc:
+        db.session.rollback()
+        log.warning("Redis unavailable, %d deliveries left for the sweeper: %s",
+                    len(delivery_ids) - enqueued, exc)
+    return enqueued
+
+
+def _chunks_of_batches(batches: list[list[int]], size: int) -> Iterator[list[list[int]]]:
+    for start in range(0, len(batches), size):
+        yield batches[start:start + size]
+
+
+def _enqueue_group(queue: Queue, group: list[list[int]]) -> None:
+    jobs = [
+        Queue.prepare_data(SEND_BATCH, args=(batch,), job_id=batch_job_id(batch),
+                           timeout=batch_timeout(len(batch)), result_ttl=RESULT_TTL,
+                           description=f"send {len(batch)} deliveries from #{batch[0]}")
+        for batch in group
+    ]
+    with queue.connection.pipeline() as pipe:
+        queue.enqueue_many(jobs, pipeline=pipe)
+        pipe.execute()
+
+
+def schedule_retry(delivery_id: int, *, attempts: int, try_number: int, verify: bool,
+                   delay: float, pipeline: redis.client.Pipeline | None = None) -> None:
+    """Schedule attempt `try_number` of a delivery whose `attempts` counter stands at `attempts`.
+
+    The job id names the attempt, so the same retry scheduled twice is one job; the worker's
+    scheduler moves it to the queue when it falls due (`worker --burst` waits for it)."""
+    queue = get_queue()
+    queue.enqueue_in(
+        timedelta(seconds=delay), SEND_DELIVERY, delivery_id,
+        expected_attempts=attempts, try_number=try_number, verify=verify,
+        job_id=f"send:d{delivery_id}:a{attempts}", job_timeout=batch_timeout(1),
+        result_ttl=RESULT_TTL, pipeline=pipeline,
+    )
+
+
+def sweep_unenqueued(grace_seconds: float | None = None) -> int:
+    """Enqueue deliveries still `queued` that never reached Redis (composed while it was down).
+
+    Runs periodically on the worker's scheduler. Deliveries younger than the grace period are
+    left alone: compose may be enqueueing them right now. Returns how many were enqueued."""
+    if grace_seconds is None:
+        grace_seconds = float(current_app.config.get("SEND_SWEEP_GRACE_SECONDS", SWEEP_GRACE_SECONDS))
+    cutoff = utcnow() - timedelta(seconds=grace_seconds)
+    ids = db.session.execute(
+        select(Delivery.id)
+        .where(Delivery.status == "queued", Delivery.enqueued_at.is_(None), Delivery.created_at <= cutoff)
+        .order_by(Delivery.id)
+        .limit(SWEEP_LIMIT)
+    ).scalars().all()
+    db.session.commit()
+    if not ids:
+        return 0
+    log.info("sweeper: enqueueing %d deliveries that never reached Redis", len(ids))
+    return enqueue_first_attempts(ids)
