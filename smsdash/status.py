@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, literal, update
 
 from .extensions import db
 from .models import Delivery, utcnow
@@ -65,10 +65,22 @@ class Outcome:
 
 
 def _timestamps(status: str, when: datetime) -> dict[str, Any]:
+    """Timestamp columns for a move to `status`.
+
+    Callbacks skip steps and arrive out of order: a delivery can go straight from queued to
+    `read`, and the `sent` callback that comes later moves nothing. A later status implies the
+    earlier ones, so their columns are filled in if still empty (never overwritten: `read`
+    keeps the time the message was delivered).
+    """
+    def first(column: Any) -> Any:
+        return func.coalesce(column, literal(when, column.type))
+
     if status == "sent":
         return {"sent_at": when}
-    if status in ("delivered", "read"):
-        return {"delivered_at": when}
+    if status == "delivered":
+        return {"delivered_at": when, "sent_at": first(Delivery.sent_at)}
+    if status == "read":
+        return {"delivered_at": first(Delivery.delivered_at), "sent_at": first(Delivery.sent_at)}
     if status in FAILURES:
         return {"failed_at": when}
     return {}

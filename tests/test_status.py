@@ -1,0 +1,55 @@
+"""The state machine: never backwards, never out of final (but read after delivered), timestamps kept."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Callable
+
+import pytest
+from flask import Flask
+
+from smsdash.extensions import db
+from smsdash.status import apply_status, may_move
+from tests.fixtures_webhooks import delivery_row, events_of
+
+T1 = datetime(2026, 11, 26, 20, 0, tzinfo=timezone.utc)
+T2 = datetime(2026, 11, 26, 21, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("current, new, allowed", [
+    ("queued", "sent", True), ("sent", "sending", False), ("delivered", "sent", False),
+    ("delivered", "read", True), ("failed", "delivered", False), ("undelivered", "read", False),
+    ("sent", "sent", False), ("queued", "teleported", False),
+])
+def test_may_move(current: str, new: str, allowed: bool) -> None:
+    assert may_move(current, new) is allowed
+
+
+def test_outcome_reports_move_and_recorded_event(app: Flask, make_delivery: Callable[..., int]) -> None:
+    delivery_id = make_delivery()
+    with app.app_context():
+        first = apply_status(delivery_id, "sent", source="twilio")
+        again = apply_status(delivery_id, "sent", source="reconciler")
+        db.session.commit()
+    assert (first.moved, first.recorded) == (True, True)
+    assert (again.moved, again.recorded) == (False, False)
+    assert len(events_of(app, delivery_id)) == 1
+
+
+def test_skipped_steps_fill_earlier_timestamps_without_overwriting(
+        app: Flask, make_delivery: Callable[..., int]) -> None:
+    jumped, stepped = make_delivery(), make_delivery()
+    with app.app_context():
+        apply_status(jumped, "read", source="twilio", occurred_at=T1)
+        apply_status(jumped, "sent", source="twilio", occurred_at=T2)
+        apply_status(stepped, "delivered", source="twilio", occurred_at=T1)
+        apply_status(stepped, "read", source="twilio", occurred_at=T2)
+        db.session.commit()
+    jumped_row, stepped_row = delivery_row(app, jumped), delivery_row(app, stepped)
+    assert (jumped_row.status, jumped_row.sent_at, jumped_row.delivered_at) == ("read", T1, T1)
+    assert (stepped_row.status, stepped_row.delivered_at, stepped_row.sent_at) == ("read", T1, T1)
+
+
+def test_unknown_status_is_refused(app: Flask, make_delivery: Callable[..., int]) -> None:
+    delivery_id = make_delivery()
+    with app.app_context(), pytest.raises(ValueError):
+        apply_status(delivery_id, "teleported", source="twilio")
