@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
-from smsdash import create_app
+from smsdash import create_app, send_job
 from smsdash.errors import explain
 from smsdash.extensions import db
 from smsdash.models import Delivery, Event, OptOut, PendingCallback
@@ -276,16 +276,17 @@ def test_unsigned_inbound_is_refused(app: Flask, client: FlaskClient, post_signe
     assert row_counts(app) == (0, 0, 0)
 
 
-def test_a_stop_reply_blocks_the_next_send_to_that_number(app: Flask, post_signed: Post) -> None:
-    """The send job and compose ask `optouts` about the configured sender (`sender_identity`)."""
+def test_a_stop_reply_blocks_the_next_send_to_that_number(
+        app: Flask, post_signed: Post, make_delivery: Callable[..., int]) -> None:
+    """Through the send job: the delivery is canceled before any request to Twilio."""
     app.config.update(TWILIO_FROM_NUMBER=OUR_NUMBER, TWILIO_MESSAGING_SERVICE_SID="")
-    other = "+15005550009"
-    with app.app_context():
-        assert not is_opted_out(RECIPIENT, sender_identity(app.config))
+    delivery_id = make_delivery(to=RECIPIENT, status="queued")
     assert post_signed(INBOUND, inbound_params("STOP")).status_code == 200
     with app.app_context():
-        assert is_opted_out(RECIPIENT, sender_identity(app.config))
-        assert opted_out_among([RECIPIENT, other], sender_identity(app.config)) == {RECIPIENT}
+        assert opted_out_among([RECIPIENT, "+15005550009"], sender_identity(app.config)) == {RECIPIENT}
+        assert send_job.send_delivery(delivery_id) == {"opted_out": 1}
+    delivery = delivery_row(app, delivery_id)
+    assert (delivery.status, delivery.attempts, delivery.external_message_id) == ("canceled", 0, None)
 
 
 def test_21610_failure_records_an_opt_out(app: Flask, post_signed: Post, make_delivery: Callable[..., int]) -> None:
