@@ -391,3 +391,19 @@ def test_module_entry_serves_until_sigterm(tmp_path: Any) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_twilio_app_receives_the_simulators_callbacks_through_its_webhook(
+        twilio_app: Flask, simulator: Simulator, make_delivery: Any) -> None:
+    from smsdash.public_url import status_callback_url
+    from smsdash.sending import send_sms
+    from tests.fixtures_webhooks import delivery_row
+
+    delivery_id = make_delivery(to=TO_UNREACHABLE)
+    with twilio_app.app_context():
+        message = send_sms(TO_UNREACHABLE, "hello", status_callback_url(twilio_app.config, delivery_id))
+    records = simulator.flush_callbacks()
+    assert [(r.status, r.status_code is not None and r.status_code < 300) for r in records] == [
+        ("sent", True), ("undelivered", True)]
+    row = delivery_row(twilio_app, delivery_id)
+    assert (row.status, row.error_code, row.external_message_id) == ("undelivered", 30003, message.sid)
