@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from . import auth, contacts, health, home, redis_conn, webhooks, worker
 from . import sms_cli
+from . import twilio_commands
 from .config import load_config
 from .extensions import csrf, db, htmx, login_manager, migrate
 
@@ -48,6 +49,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(contacts.bp)
     worker.init_app(app)
     sms_cli.init_app(app)
+    twilio_commands.init_app(app)
     return app
 
 
