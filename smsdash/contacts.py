@@ -19,7 +19,7 @@ from .models import Contact, Group, group_members
 from .optouts import opted_out_among
 from .pagination import page_number, paginate
 from .phones import InvalidNumber, normalize
-from .recipients import configured_sender
+from .sending import sender_identity
 
 bp = Blueprint("contacts", __name__)
 
@@ -104,7 +104,7 @@ def search_contacts(q: str) -> Select[tuple[Contact]]:
 def index() -> str:
     q = request.args.get("q", "")
     page = paginate(search_contacts(q), page_number(), PER_PAGE)
-    opted_out = opted_out_among([c.phone for c in page.items], configured_sender(current_app.config))
+    opted_out = opted_out_among([c.phone for c in page.items], sender_identity(current_app.config))
     template = "contacts/_rows.html" if request.headers.get("HX-Request") else "contacts/index.html"
     return render_template(template, page=page, q=q, opted_out=opted_out)
 
@@ -201,7 +201,7 @@ def group(group_id: int) -> str | Response:
         if added:
             return redirect(url_for("contacts.group", group_id=grp.id))
     members = sorted(grp.contacts, key=lambda c: c.name.lower())
-    opted_out = opted_out_among([c.phone for c in members], configured_sender(current_app.config))
+    opted_out = opted_out_among([c.phone for c in members], sender_identity(current_app.config))
     status = 422 if rename.errors or member.errors else 200
     return render_template("contacts/group.html", group=grp, rename=rename, member=member, members=members,
                            opted_out=opted_out), status  # type: ignore[return-value]

@@ -6,7 +6,7 @@ one named), everyone in the chosen groups, duplicates removed, and opted-out num
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Iterable
 
 from sqlalchemy import select
 
@@ -16,20 +16,17 @@ from .optouts import opted_out_among
 from .phones import InvalidNumber, normalize, split_numbers
 
 
-def configured_sender(config: Mapping[str, Any]) -> str:
-    """The sender opt-outs are scoped to: the Messaging Service when set (Twilio sends from its
-    pool, and STOP applies to the service), else the From number."""
-    return str(config.get("TWILIO_MESSAGING_SERVICE_SID") or config.get("TWILIO_FROM_NUMBER") or "")
-
-
 @dataclass
 class Resolution:
-    """The recipients to send to (E.164, contact id or None) and what was left out, and why."""
+    """The recipients to send to (E.164, contact id or None) and what was left out, and why.
+
+    Opted-out numbers are kept apart rather than dropped: compose records them as canceled
+    deliveries, so the message page shows who was left out."""
 
     recipients: list[tuple[str, int | None]] = field(default_factory=list)
     invalid: list[InvalidNumber] = field(default_factory=list)
     duplicates: int = 0
-    opted_out: list[str] = field(default_factory=list)
+    opted_out: list[tuple[str, int | None]] = field(default_factory=list)
     contacts: list[Contact] = field(default_factory=list)
     groups: list[Group] = field(default_factory=list)
 
@@ -60,7 +57,7 @@ def resolve(typed: str, contact_ids: Iterable[int], group_ids: Iterable[int], *,
             continue
         unique[phone] = cid if cid is not None else known.get(phone)
     blocked = opted_out_among(unique, sender)
-    result.opted_out = [p for p in unique if p in blocked]
+    result.opted_out = [(p, cid) for p, cid in unique.items() if p in blocked]
     result.recipients = [(p, cid) for p, cid in unique.items() if p not in blocked]
     return result
 

@@ -1,0 +1,210 @@
+"""The messages list and the message page: roll-ups, per-recipient badges, timelines, live polling.
+
+Live updates are htmx polls of small fragment endpoints. A poll sends the version the page
+shows; when nothing changed the answer is an empty 204 after one indexed query, and once every
+delivery is final the returned poller has no trigger, so the browser stops asking.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from typing import Iterator
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import selectinload
+
+from .errors import explain
+from .extensions import db
+from .models import Contact, Delivery, Message
+from .pagination import Page, page_number, paginate
+from .rollup import COUNTERS, Rollup, rollup, rollups
+from .send_job import can_retry, retry_delivery
+from .timeline_view import events_for, steps
+
+bp = Blueprint("messages", __name__)
+
+MESSAGES_PER_PAGE = 20
+DELIVERIES_PER_PAGE = 50
+MAX_TRACKED_IDS = 200  # a poll names at most this many rows or timelines; a page shows 50
+FILTERS = COUNTERS + ("canceled",)
+# Statuses a counter stands for (the roll-up folds a few rare ones into the six counters).
+FILTER_STATUSES = {
+    "queued": ("queued", "accepted", "scheduled"),
+    "delivered": ("delivered", "read", "partially_delivered"),
+}
+
+
+def _vary(response: Response) -> Response:
+    """One URL answers with a page or an htmx fragment, so caches must key on HX-Request."""
+    response.headers.add("Vary", "HX-Request")
+    return response
+
+
+def _ids(name: str) -> list[int]:
+    """A list of ids from repeated or comma-separated query arguments, capped and de-duplicated."""
+    raw = ",".join(request.args.getlist(name))
+    return list(dict.fromkeys(int(p) for p in raw.split(",") if p.strip().isdigit()))[:MAX_TRACKED_IDS]
+
+
+def _message_or_404(message_id: int) -> Message:
+    return db.session.get(Message, message_id) or abort(404)
+
+
+# ---- the messages list -------------------------------------------------------------------------
+
+@bp.get("/messages")
+def index() -> Response:
+    page = paginate(select(Message).options(selectinload(Message.author))
+                    .order_by(Message.created_at.desc(), Message.id.desc()), page_number(), MESSAGES_PER_PAGE)
+    ups = rollups(m.id for m in page.items)
+    return _vary(Response(render_template("messages/index.html", page=page, rollups=ups,
+                                          version=_list_version(ups))))
+
+
+def _list_version(ups: dict[int, Rollup]) -> str:
+    return ".".join(f"{mid}:{up.version}" for mid, up in sorted(ups.items()))
+
+
+@bp.get("/messages/poll")
+def index_poll() -> Response:
+    """Roll-ups of the listed messages, if any changed since the version the page holds."""
+    ups = rollups(_ids("ids"))
+    version = _list_version(ups)
+    if version == request.args.get("v"):
+        return Response(status=204)
+    return Response(render_template("messages/_list_poll.html", rollups=ups, version=version,
+                                    ids=sorted(ups)))
+
+
+# ---- one message -------------------------------------------------------------------------------
+
+def _deliveries(message_id: int, status: str, q: str) -> Select[tuple[Delivery, str | None]]:
+    stmt = (select(Delivery, Contact.name).outerjoin(Contact, Contact.id == Delivery.contact_id)
+            .where(Delivery.message_id == message_id).order_by(Delivery.id))
+    if status:
+        stmt = stmt.where(Delivery.status.in_(FILTER_STATUSES.get(status, (status,))))
+    q = q.strip()
+    if q:
+        digits = "".join(ch for ch in q if ch.isdigit())
+        terms = [func.lower(Contact.name).contains(q.lower(), autoescape=True)]
+        if digits:
+            terms.append(Delivery.to_number.contains(digits, autoescape=True))
+        stmt = stmt.where(or_(*terms))
+    return stmt
+
+
+def _page_of_deliveries(message_id: int, up: Rollup, status: str, q: str) -> Page[tuple[Delivery, str | None]]:
+    """One page of the recipient table. Without a search, the total comes from the roll-up,
+    which saves a COUNT over up to 10,000+ rows on every page view."""
+    stmt = _deliveries(message_id, status, q)
+    if q:
+        return paginate(stmt, page_number(), DELIVERIES_PER_PAGE, scalars=False)
+    total = sum(n for s, n in up.shown() if not status or s == status)
+    pages = max(1, -(-total // DELIVERIES_PER_PAGE))
+    number = min(page_number(), pages)
+    rows = db.session.execute(stmt.limit(DELIVERIES_PER_PAGE).offset((number - 1) * DELIVERIES_PER_PAGE)).all()
+    return Page(items=[tuple(r) for r in rows], page=number, per_page=DELIVERIES_PER_PAGE, total=total)
+
+
+@bp.get("/messages/<int:message_id>")
+def show(message_id: int) -> Response:
+    message = _message_or_404(message_id)
+    status = request.args.get("status", "")
+    status = status if status in FILTERS else ""
+    q = request.args.get("q", "")
+    up = rollup(message.id)
+    page = _page_of_deliveries(message.id, up, status, q)
+    context = dict(message=message, rollup=up, page=page, status=status, q=q, filters=FILTERS,
+                   explain=explain, retryable=can_retry)
+    if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "recipients":
+        return _vary(Response(render_template("messages/_recipients.html", **context)))
+    return _vary(Response(render_template("messages/show.html", **context)))
+
+
+@bp.get("/messages/<int:message_id>/poll")
+def poll(message_id: int) -> Response:
+    """What changed on a message page since version `v`: 204 if nothing, else the new roll-up,
+    the badges of the rows on screen and the open timelines, as out-of-band swaps."""
+    up = rollup(message_id)
+    if not up.total and db.session.get(Message, message_id) is None:
+        abort(404)
+    if up.version == request.args.get("v"):
+        return Response(status=204)
+    shown, open_ids = _ids("shown"), _ids("open")
+    rows = db.session.scalars(select(Delivery).where(Delivery.message_id == message_id,
+                                                     Delivery.id.in_(shown))).all() if shown else []
+    timelines = _timelines(message_id, open_ids)
+    return Response(render_template("messages/_poll.html", message_id=message_id, rollup=up, rows=rows,
+                                    timelines=timelines, shown=shown, explain=explain, retryable=can_retry))
+
+
+def _timelines(message_id: int, delivery_ids: list[int]) -> list[tuple[Delivery, list]]:  # type: ignore[type-arg]
+    deliveries = db.session.scalars(select(Delivery).where(Delivery.message_id == message_id,
+                                                           Delivery.id.in_(delivery_ids))).all() if delivery_ids else []
+    events = events_for([d.id for d in deliveries])
+    return [(d, steps(events[d.id])) for d in deliveries]
+
+
+@bp.get("/messages/<int:message_id>/deliveries/<int:delivery_id>/timeline")
+def timeline(message_id: int, delivery_id: int) -> str:
+    found = _timelines(message_id, [delivery_id])
+    if not found:
+        abort(404)
+    delivery, timeline_steps = found[0]
+    return render_template("messages/_timeline.html", delivery=delivery, steps=timeline_steps,
+                           explain=explain, retryable=can_retry)
+
+
+@bp.post("/messages/<int:message_id>/deliveries/<int:delivery_id>/retry")
+def retry(message_id: int, delivery_id: int) -> Response:
+    """One click (and a confirmation in the browser): a new attempt with its own events."""
+    delivery = db.session.get(Delivery, delivery_id)
+    if delivery is None or delivery.message_id != message_id:
+        abort(404)
+    if retry_delivery(delivery_id):
+        flash(f"Sending to {delivery.to_number} again.", "info")
+    else:
+        flash(f"The delivery to {delivery.to_number} cannot be retried: only failures Twilio never "
+              "accepted, with an error a resend can fix, can be.", "error")
+    return redirect(url_for("messages.show", message_id=message_id))  # type: ignore[return-value]
+
+
+# ---- export --------------------------------------------------------------------------------------
+
+EXPORT_COLUMNS = ("delivery_id", "to_number", "contact_name", "status", "error_code", "error_meaning",
+                  "error_action", "twilio_sid", "attempts", "created_at", "sent_at", "delivered_at",
+                  "failed_at", "updated_at")
+
+
+def _iso(value: object) -> str:
+    return value.isoformat() if value is not None else ""  # type: ignore[attr-defined]
+
+
+@bp.get("/messages/<int:message_id>/deliveries.csv")
+def export(message_id: int) -> Response:
+    """Every delivery of a message as CSV, streamed in chunks so 10,000+ rows need little memory."""
+    _message_or_404(message_id)
+    stmt = _deliveries(message_id, "", "").execution_options(yield_per=1000)
+
+    def generate() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(EXPORT_COLUMNS)
+        for delivery, name in db.session.execute(stmt):
+            info = explain(delivery.error_code) if delivery.error_code is not None else None
+            writer.writerow([
+                delivery.id, delivery.to_number, name or "", delivery.status, delivery.error_code or "",
+                info.meaning if info else "", info.action if info else "", delivery.external_message_id or "",
+                delivery.attempts, _iso(delivery.created_at), _iso(delivery.sent_at), _iso(delivery.delivered_at),
+                _iso(delivery.failed_at), _iso(delivery.updated_at),
+            ])
+            if buffer.tell() > 64 * 1024:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    response = Response(stream_with_context(generate()), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="message-{message_id}-deliveries.csv"'
+    return response

@@ -1,0 +1,17 @@
+// smsdash: the one bit of behaviour htmx attributes don't cover: opening and closing a
+// recipient's timeline row (the open timeline then updates with the page's poll).
+document.addEventListener("click", function (event) {
+  var button = event.target.closest("button[data-timeline]");
+  if (!button) return;
+  var box = document.getElementById(button.getAttribute("aria-controls"));
+  var row = box.closest("tr");
+  if (button.getAttribute("aria-expanded") === "true") {
+    button.setAttribute("aria-expanded", "false");
+    row.hidden = true;
+    box.innerHTML = "";
+  } else {
+    button.setAttribute("aria-expanded", "true");
+    row.hidden = false;
+    htmx.ajax("GET", button.dataset.timeline, { target: box, swap: "innerHTML" });
+  }
+});
