@@ -9,7 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from . import auth, compose_page, contacts, health, home, messages, redis_conn, webhooks, worker
+from . import auth, compose_page, contacts, health, home, messages, redis_conn, setup_page, webhooks, worker
 from . import sms_cli
 from . import twilio_commands
 from .config import load_config
@@ -49,6 +49,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(contacts.bp)
     app.register_blueprint(messages.bp)
     app.register_blueprint(compose_page.bp)
+    app.register_blueprint(setup_page.bp)
     worker.init_app(app)
     sms_cli.init_app(app)
     twilio_commands.init_app(app)
