@@ -26,6 +26,8 @@ messages, callbacks and knobs reset before (and after) every test. What tests us
   Without `twilio_app`, callbacks go to a recorder that sends nothing (status 204), since the
   public host smsdash.example.com is not reachable. `.set_transport(fn)` plugs any callable
   `fn(CallbackRequest) -> int` in for one test.
+- `.inbound(from_, body)` plays a recipient's reply (e.g. "STOP") now, signed, to the Messaging
+  Service's inbound URL or the number's SmsUrl (set them through the SDK first); its record or None.
 
 `twilio_app` -> the per-test `app` with TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN /
 TWILIO_FROM_NUMBER / TWILIO_API_BASE_URL pointed at the simulator (read timeout 2 s, so a hung

@@ -407,3 +407,18 @@ def test_twilio_app_receives_the_simulators_callbacks_through_its_webhook(
         ("sent", True), ("undelivered", True)]
     row = delivery_row(twilio_app, delivery_id)
     assert (row.status, row.error_code, row.external_message_id) == ("undelivered", 30003, message.sid)
+
+
+def test_inbound_replies_reach_the_apps_inbound_webhook_signed(twilio_app: Flask, simulator: Simulator,
+                                                               sdk: Client) -> None:
+    from smsdash.optouts import is_opted_out
+
+    assert simulator.inbound("+16502530000", "STOP") is None  # no inbound URL configured yet
+    inbound_url = "https://smsdash.example.com/webhooks/twilio/inbound"
+    sdk.messaging.v1.services(simulator.messaging_service_sid).update(inbound_request_url=inbound_url)
+    record = simulator.inbound("+16502530000", "STOP")
+    assert record is not None and (record.request.url, record.status_code) == (inbound_url, 200)
+    assert record.params["MessagingServiceSid"] == simulator.messaging_service_sid
+    assert record.params["To"] == simulator.from_number and record.params["SmsStatus"] == "received"
+    with twilio_app.app_context():
+        assert is_opted_out("+16502530000", simulator.from_number)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
+import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -52,7 +53,7 @@ class CallbackRecord:
 
     @property
     def status(self) -> str:
-        return self.request.params["MessageStatus"]
+        return self.request.params.get("MessageStatus") or self.request.params.get("SmsStatus", "")
 
 
 class Transport(Protocol):
@@ -90,6 +91,20 @@ def callback_params(message: SimMessage, status: str, error_code: int | None) ->
         params["ErrorCode"] = str(error_code)
     if status in ("delivered", "undelivered", "failed"):
         params["RawDlrDoneDate"] = datetime.now(timezone.utc).strftime("%y%m%d%H%M")
+    return params
+
+
+def inbound_params(account_sid: str, from_: str, to: str, body: str,
+                   service_sid: str | None) -> dict[str, str]:
+    """Twilio's parameters for an incoming SMS webhook (a recipient's reply, e.g. STOP)."""
+    sid = "SM" + secrets.token_hex(16)
+    params = {
+        "MessageSid": sid, "SmsSid": sid, "SmsMessageSid": sid, "AccountSid": account_sid,
+        "From": from_, "To": to, "Body": body, "NumMedia": "0", "NumSegments": "1",
+        "SmsStatus": "received", "ApiVersion": API_VERSION,
+    }
+    if service_sid:
+        params["MessagingServiceSid"] = service_sid
     return params
 
 
@@ -173,17 +188,11 @@ class CallbackPlayer:
         message = self.store.advance(event.sid, event.status, event.error_code)
         if message is None or not event.url:
             return
-        params = callback_params(message, event.status, event.error_code)
-        request = CallbackRequest(event.url, params, {
-            "X-Twilio-Signature": self.validator.compute_signature(event.url, params),
-            "Content-Type": "application/x-www-form-urlencoded",
-            "User-Agent": "TwilioProxy/1.1",
-            "I-Twilio-Idempotency-Token": f"{event.sid}-{event.status}",
-        })
+        request = self.signed(event.url, callback_params(message, event.status, event.error_code))
         knobs, rng = self.knobs(), self.rng()
         for _ in range(event.copies):
             if knobs.callback_drop_rate and rng.random() < knobs.callback_drop_rate:
-                self._record(CallbackRecord(request, "dropped"))
+                self.log(CallbackRecord(request, "dropped"))
             elif knobs.hold_callbacks:
                 with self._cond:
                     self._held.append(request)
@@ -194,11 +203,19 @@ class CallbackPlayer:
 
     def _deliver(self, request: CallbackRequest) -> None:
         try:
-            self._record(self.send(request))
+            self.log(self.send(request))
         finally:
             with self._cond:
                 self._in_flight -= 1
                 self._cond.notify_all()
+
+    def signed(self, url: str, params: dict[str, str]) -> CallbackRequest:
+        """A request Twilio would make: `params` form-encoded, signed over `url` with the auth token."""
+        return CallbackRequest(url, params, {
+            "X-Twilio-Signature": self.validator.compute_signature(url, params),
+            "Content-Type": "application/x-www-form-urlencoded",
+            "User-Agent": "TwilioProxy/1.1",
+        })
 
     def send(self, request: CallbackRequest) -> CallbackRecord:
         """Hand one callback to the transport now, in the calling thread."""
@@ -207,7 +224,7 @@ class CallbackPlayer:
         except Exception as exc:  # noqa: BLE001 - a receiver's failure is recorded, as Twilio logs it
             return CallbackRecord(request, "error", error=f"{type(exc).__name__}: {exc}")
 
-    def _record(self, record: CallbackRecord) -> None:
+    def log(self, record: CallbackRecord) -> None:
         with self._cond:
             self._records.append(record)
             self._cond.notify_all()
@@ -239,7 +256,7 @@ class CallbackPlayer:
             held, self._held = self._held, []
         records = [self.send(request) for request in held]
         for record in records:
-            self._record(record)
+            self.log(record)
         return records
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[CallbackRecord]:

@@ -19,7 +19,9 @@ from typing import Any, Mapping
 from urllib.parse import parse_qs, urlsplit
 
 from .api import ApiError, ApiRequest, Reply, dispatch, is_create
-from .callbacks import CallbackPlayer, CallbackRecord, CallbackRequest, HttpTransport, Transport
+from .callbacks import (
+    CallbackPlayer, CallbackRecord, CallbackRequest, HttpTransport, Transport, inbound_params,
+)
 from .knobs import KnobError, Knobs
 from .numbers import VALID_FROM
 from .store import SimMessage, Store, now, rfc2822
@@ -154,6 +156,22 @@ class Simulator:
         """Settle, then deliver held callbacks in this thread, in order; their records."""
         return self.player.flush(timeout)
 
+    def inbound(self, from_: str, body: str, url: str | None = None) -> CallbackRecord | None:
+        """A recipient's reply (e.g. STOP), POSTed now, in this thread, the way Twilio delivers it:
+        to `url`, else the Messaging Service's inbound URL, else the number's SmsUrl. None when
+        no URL is configured (Twilio would drop it too)."""
+        service = self.store.services[self.messaging_service_sid]
+        number = next(iter(self.store.numbers.values()))
+        via_service = url is None and bool(service.inbound_request_url)
+        target = url or service.inbound_request_url or number.sms_url
+        if not target:
+            return None
+        params = inbound_params(self.account_sid, from_, self.from_number, body,
+                                service.sid if via_service else None)
+        record = self.player.send(self.player.signed(target, params))
+        self.player.log(record)
+        return record
+
     def control(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         """The /_sim/ control endpoints: knobs (GET/POST), reset, messages, callbacks, settle."""
         name = path[len(CONTROL_PREFIX):].strip("/")
@@ -172,6 +190,11 @@ class Simulator:
         if name == "callbacks" and method == "GET":
             return 200, [{"url": r.request.url, "params": r.params, "outcome": r.outcome,
                           "status_code": r.status_code, "error": r.error} for r in self.callbacks]
+        if name == "inbound" and method == "POST":
+            record = self.inbound(str(body.get("from", "")), str(body.get("body", "")), body.get("url"))
+            if record is None:
+                return 409, {"error": "no inbound URL: set the Messaging Service's or the number's"}
+            return 200, {"url": record.request.url, "status_code": record.status_code, "error": record.error}
         if name == "flush" and method == "POST":
             return 200, {"delivered": len(self.flush_callbacks())}
         return 404, {"error": f"no control endpoint {method} {path}"}
