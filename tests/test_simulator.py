@@ -21,7 +21,7 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from smsdash.simulator import (
-    CREATE_ERRORS_TO, TO_FAILED, TO_INVALID, TO_NO_RECEIPT, TO_UNREACHABLE, HttpTransport, KnobError,
+    CREATE_ERRORS_TO, TO_FAILED, TO_NO_RECEIPT, TO_UNREACHABLE, HttpTransport, KnobError,
     Knobs, Simulator,
 )
 from smsdash.twilio_client import build_client
@@ -80,7 +80,8 @@ def test_twilios_magic_from_numbers_fail_at_create(sdk: Client, simulator: Simul
     ({"status_callback": "not a url"}, 21609),
     ({"to": "12345"}, 21211),
 ])
-def test_requests_twilio_rejects_are_rejected(sdk: Client, simulator: Simulator, extra: dict[str, str], code: int) -> None:
+def test_requests_twilio_rejects_are_rejected(sdk: Client, simulator: Simulator, extra: dict[str, str],
+                                              code: int) -> None:
     args = {"to": OK_TO, "body": "hi", "from_": simulator.from_number, "status_callback": CALLBACK, **extra}
     with pytest.raises(TwilioRestException) as info:
         sdk.messages.create(**args)
@@ -319,7 +320,8 @@ def receiver() -> Iterator[tuple[str, list[tuple[str, dict[str, str], str]]]]:
     server.server_close()
 
 
-def test_real_http_callbacks_arrive_in_order_after_their_delays(sdk: Client, simulator: Simulator, receiver: Any) -> None:
+def test_real_http_callbacks_arrive_in_order_after_their_delays(sdk: Client, simulator: Simulator,
+                                                                receiver: Any) -> None:
     base, received = receiver
     simulator.set_transport(HttpTransport())
     simulator.set_knobs(hold_callbacks=False, callback_sent_delay=0.05, callback_final_delay=0.3)

@@ -157,14 +157,17 @@ def update_number(sim: "Simulator", request: ApiRequest, args: dict[str, str]) -
 
 
 def _url_or_empty(value: str, name: str) -> str:
+    """A webhook URL setting: empty clears it; anything else must be an http(s) URL."""
     if value and not _is_url(value):
-        raise ApiError(400, 21502 if name == "SmsUrl" else 21609, f"Invalid {name} URL: {value}")
+        raise ApiError(400, 21609 if name == "StatusCallback" else 21502, f"Invalid {name}: {value}")
     return value
 
 
 def _is_url(value: str) -> bool:
+    """Twilio's rule for callback URLs: http(s), a host name, and no underscore in it."""
     parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and "_" not in parts.hostname
+    host = parts.hostname or ""
+    return parts.scheme in ("http", "https") and bool(host) and "_" not in host
 
 
 # -- API 2010: messages ----------------------------------------------------------------------
@@ -285,7 +288,7 @@ def update_service(sim: "Simulator", request: ApiRequest, args: dict[str, str]) 
         if "StatusCallback" in form:
             service.status_callback = _url_or_empty(form["StatusCallback"], "StatusCallback") or None
         if "InboundRequestUrl" in form:
-            service.inbound_request_url = _url_or_empty(form["InboundRequestUrl"], "SmsUrl") or None
+            service.inbound_request_url = _url_or_empty(form["InboundRequestUrl"], "InboundRequestUrl") or None
         if "InboundMethod" in form:
             service.inbound_method = form["InboundMethod"].upper()
         if "FriendlyName" in form:

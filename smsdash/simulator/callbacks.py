@@ -156,7 +156,7 @@ class CallbackPlayer:
             low, high = sorted(delays)
             delays = [high, low] if knobs.callback_reorder else [low, high]
         with self._cond:
-            for (status, code, _), delay in zip(steps, delays):
+            for (status, code, _), delay in zip(steps, delays, strict=True):
                 heapq.heappush(self._heap, _Event(start + delay, next(self._seq), message.sid, status,
                                                   code, url, 1 + knobs.callback_repeat))
             self._cond.notify()

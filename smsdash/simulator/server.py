@@ -200,7 +200,8 @@ class Simulator:
         return 404, {"error": f"no control endpoint {method} {path}"}
 
     def authorized(self, header: str | None) -> bool:
-        return bool(header) and hmac.compare_digest(header.encode(), self._expected_auth.encode())
+        """Basic auth with this account's SID and auth token, compared in constant time."""
+        return header is not None and hmac.compare_digest(header.encode(), self._expected_auth.encode())
 
     @property
     def hang_release(self) -> threading.Event:
