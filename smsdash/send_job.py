@@ -162,7 +162,7 @@ def _claim(works: Sequence[Work], counts: dict[str, int]) -> list[Claimed]:
             .values(status="sending", attempts=Delivery.attempts + 1, updated_at=now)
             .returning(Delivery.id, Delivery.attempts)
             .execution_options(synchronize_session=False)
-        ).tuples().all())
+        ).all())
     for work in retry:
         won.update(db.session.execute(
             update(Delivery)
@@ -171,7 +171,7 @@ def _claim(works: Sequence[Work], counts: dict[str, int]) -> list[Claimed]:
             .values(attempts=Delivery.attempts + 1, updated_at=now)
             .returning(Delivery.id, Delivery.attempts)
             .execution_options(synchronize_session=False)
-        ).tuples().all())
+        ).all())
     if not won:
         db.session.commit()
         return []

@@ -50,7 +50,7 @@ def batch_timeout(batch_size: int) -> int:
 def batch_job_id(batch: Sequence[int]) -> str:
     """Deterministic: the same deliveries enqueued again (compose retried, the sweeper) reuse
     the job id instead of piling up new jobs."""
-    return f"send:d{batch[0]}-d{batch[-1]}:n{len(batch)}"
+    return f"send_d{batch[0]}-d{batch[-1]}_n{len(batch)}"
 
 
 def enqueue_first_attempts(delivery_ids: Sequence[int]) -> int:
@@ -107,7 +107,7 @@ def schedule_retry(delivery_id: int, *, attempts: int, try_number: int, verify: 
     queue.enqueue_in(
         timedelta(seconds=delay), SEND_DELIVERY, delivery_id,
         expected_attempts=attempts, try_number=try_number, verify=verify,
-        job_id=f"send:d{delivery_id}:a{attempts}", job_timeout=batch_timeout(1),
+        job_id=f"send_d{delivery_id}_a{attempts}", job_timeout=batch_timeout(1),
         result_ttl=RESULT_TTL, pipeline=pipeline,
     )
 

@@ -41,6 +41,28 @@ class RedirectingHttpClient(TwilioHttpClient):
         self.session.mount("http://", adapter)
         self.base = urlsplit(base_url) if base_url else None
 
+    # TwilioHttpClient.request() stores each response in an instance attribute and returns that
+    # attribute, so sending threads sharing one client could get each other's responses (and
+    # SIDs). Keeping the SDK's two "last request/response" attributes per thread prevents it.
+    def _thread_state(self) -> threading.local:
+        return self.__dict__.setdefault("_per_thread", threading.local())
+
+    @property  # type: ignore[override]
+    def _test_only_last_response(self) -> Response | None:
+        return getattr(self._thread_state(), "response", None)
+
+    @_test_only_last_response.setter
+    def _test_only_last_response(self, value: Response | None) -> None:
+        self._thread_state().response = value
+
+    @property  # type: ignore[override]
+    def _test_only_last_request(self) -> Any:
+        return getattr(self._thread_state(), "request", None)
+
+    @_test_only_last_request.setter
+    def _test_only_last_request(self, value: Any) -> None:
+        self._thread_state().request = value
+
     def rewrite(self, url: str) -> str:
         """Point a Twilio API URL at the configured base, keeping its path and query."""
         if self.base is None:
