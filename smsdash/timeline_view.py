@@ -1,13 +1,14 @@
 """A delivery's timeline as an operator reads it: each step, where it came from, and how long it took.
 
 Carrier time (`occurred_at`, e.g. Twilio's RawDlrDoneDate) and our received time are shown
-side by side, because a late receipt and a slow handset look the same otherwise; the gap
-between steps uses the carrier time when there is one.
+side by side, because a late receipt and a slow handset look the same otherwise. The gap
+between steps uses our received times: they come from one clock with sub-second precision,
+while carrier times have minute precision (RawDlrDoneDate is YYMMDDhhmm) and no time zone.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Sequence
 
 from sqlalchemy import select
@@ -26,11 +27,10 @@ SOURCE_LABELS = {
 
 @dataclass(frozen=True)
 class Step:
-    """One event with its readable source, the time it counts from, and the gap since the last step."""
+    """One event with its readable source, and the gap since the previous step."""
 
     event: Event
     source_label: str
-    at: datetime
     after: str | None
     error: ErrorInfo | None
 
@@ -52,11 +52,11 @@ def steps(events: Sequence[Event]) -> list[Step]:
     result: list[Step] = []
     previous: Step | None = None
     for event in events:
-        at = event.occurred_at or event.received_at
         after = None
         if previous is not None:
-            after = f"{event.event_type} {humanize(at - previous.at)} after {previous.event.event_type}"
-        step = Step(event, SOURCE_LABELS.get(event.source, event.source), at, after,
+            gap = event.received_at - previous.event.received_at
+            after = f"{event.event_type} {humanize(gap)} after {previous.event.event_type}"
+        step = Step(event, SOURCE_LABELS.get(event.source, event.source), after,
                     explain(event.error_code) if event.error_code is not None else None)
         result.append(step)
         previous = step

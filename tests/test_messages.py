@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from smsdash.extensions import db
-from smsdash.models import Contact, Delivery, Message
+from smsdash.models import Contact, Delivery, Event, Message
 from smsdash.status import apply_status
 from smsdash.timeline import record_event
 from tests.conftest import csrf_token_from
@@ -144,12 +144,18 @@ def test_timeline_shows_sources_times_gaps_and_error_help(app: Flask, logged_in:
     with app.app_context():
         record_event(ids[0], "queued", source="app")
         db.session.commit()
-    _move(app, ids[0], "sent", source="job", occurred_at=T0, sid="SM" + "a" * 32)
+    _move(app, ids[0], "sent", source="job", sid="SM" + "a" * 32)
     _move(app, ids[0], "undelivered", occurred_at=T0 + timedelta(seconds=4.2), error_code=30003)
+    with app.app_context():  # pin our received times: the gaps are measured on our clock
+        for event, at in zip(db.session.scalars(select(Event).order_by(Event.id)),
+                             (T0 - timedelta(seconds=1), T0, T0 + timedelta(seconds=4.2))):
+            event.received_at = at
+        db.session.commit()
     html = logged_in.get(f"/messages/{mid}/deliveries/{ids[0]}/timeline").get_data(as_text=True)
     assert "from send job" in html and "from Twilio callback" in html
     assert "undelivered 4.2 s after sent" in html
     assert "2026-11-26 12:00:04.2 UTC" in html  # carrier time
+    assert "sent 1.0 s after queued" in html
     assert "Error <a href=\"https://www.twilio.com/docs/api/errors/30003\"" in html
     assert "What to do:" in html
     assert 'name="open" value="%d"' % ids[0] in html

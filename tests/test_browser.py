@@ -1,0 +1,190 @@
+"""The dashboard in a real browser: headless Debian chromium through Playwright, against the app
+served over HTTP, a real worker process and the Twilio simulator calling the app back over HTTP.
+
+One operator session: log in, compose to three numbers (one delivered, one Twilio refuses at
+once with 21211, one the carrier reports undelivered), watch the badges change without a page
+reload, open a timeline, download the CSV export, and see a post without a CSRF token refused.
+Set SCREENSHOT_DIR to also save the compose page and the message page as PNGs (docs/screenshots).
+"""
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+from smsdash.models import User
+from smsdash.redis_conn import get_redis
+from smsdash.simulator import Simulator
+from smsdash.simulator.callbacks import HttpTransport
+from smsdash.simulator.numbers import TO_INVALID, TO_UNREACHABLE
+from tests.conftest import TEST_PASSWORD
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DELIVERABLE = "+14155550123"
+# Short but visible: the page must show `queued`, then `sent`, then the final status.
+LIVE_KNOBS = {"hold_callbacks": False, "callback_sent_delay": 0.6, "callback_final_delay": 1.8,
+              "callback_jitter": 0.0}
+
+
+def _require_chromium() -> None:
+    if os.path.exists(CHROMIUM):
+        return
+    message = f"Debian's chromium is not installed at {CHROMIUM} (apt-get install chromium)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message + "; CI must run the browser tests")
+    pytest.skip(message)
+
+
+class LiveServer:
+    """The app served by werkzeug on 127.0.0.1 at an ephemeral port, in a thread."""
+
+    def __init__(self, app: Flask) -> None:
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "LiveServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.thread.join(5)
+
+
+def _worker_env(app: Flask) -> dict[str, str]:
+    """The worker process sees the same database, Redis, Twilio and public URL as the app."""
+    redis_url = app.config["REDIS_URL"] or "unix://" + get_redis(app).socket_file  # type: ignore[attr-defined]
+    config = app.config
+    return {**os.environ, "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"], "REDIS_URL": redis_url,
+            "SECRET_KEY": config["SECRET_KEY"], "BASE_HOST_URL": config["BASE_HOST_URL"],
+            "TWILIO_ACCOUNT_SID": config["TWILIO_ACCOUNT_SID"], "TWILIO_AUTH_TOKEN": config["TWILIO_AUTH_TOKEN"],
+            "TWILIO_FROM_NUMBER": config["TWILIO_FROM_NUMBER"],
+            "TWILIO_API_BASE_URL": config["TWILIO_API_BASE_URL"], "APP_ENV": "development"}
+
+
+@pytest.fixture
+def live(app: Flask, simulator: Simulator, operator: User) -> Iterator[tuple[LiveServer, Simulator]]:
+    _require_chromium()
+    with LiveServer(app) as server:
+        app.config.update(simulator.client_config(), BASE_HOST_URL=server.url)
+        simulator.set_knobs(**LIVE_KNOBS)
+        simulator.set_transport(HttpTransport(timeout=5))
+        yield server, simulator
+
+
+@pytest.fixture
+def browser_page() -> Iterator[Any]:
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(accept_downloads=True, viewport={"width": 1180, "height": 900})
+        context.set_default_timeout(15_000)
+        yield context.new_page()
+        context.close()
+        browser.close()
+
+
+def _start_worker(app: Flask) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=PROJECT_ROOT,
+                            env=_worker_env(app), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> str:
+    process.terminate()
+    try:
+        _, err = process.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, err = process.communicate()
+    return err.decode(errors="replace")[-3000:]
+
+
+def _badge(page: Any, number: str) -> Any:
+    return page.locator("tbody.delivery", has_text=number).locator(".status-cell .badge")
+
+
+def test_operator_watches_a_send_live(app: Flask, live: tuple[LiveServer, Simulator], browser_page: Any,
+                                      tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    server, simulator = live
+    page = browser_page
+    shots = os.environ.get("SCREENSHOT_DIR")
+
+    page.goto(server.url + "/login")
+    page.get_by_label("Email").fill("op@example.com")
+    page.get_by_label("Password").fill(TEST_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Messages")).to_be_visible()
+
+    page.get_by_role("link", name="Compose").first.click()
+    page.get_by_label("Recipients").fill(f"(415) 555-0123\n{TO_INVALID}, {TO_UNREACHABLE}")
+    page.get_by_label("Message", exact=True).fill("Your order has shipped. Reply STOP to opt out.")
+    expect(page.locator("#segment-counter")).to_contain_text("1 segment")
+    expect(page.locator("#recipient-summary")).to_contain_text("3 recipients")
+    if shots:
+        page.get_by_label("Message", exact=True).fill("Your order has shipped – it’s on its way! Reply STOP to opt out.")
+        expect(page.locator("#segment-counter")).to_contain_text("UCS-2")
+        page.screenshot(path=os.path.join(shots, "compose.png"), full_page=True)
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_role("heading", name="Message #")).to_be_visible()
+
+    # Everything is queued (no worker yet); mark the window, then let the worker send.
+    for number in (DELIVERABLE, TO_INVALID, TO_UNREACHABLE):
+        expect(_badge(page, number)).to_have_text("queued")
+    page.evaluate("window.__noReload = 'still here'")
+    worker = _start_worker(app)
+    try:
+        expect(_badge(page, TO_INVALID)).to_have_text("failed")
+        expect(_badge(page, DELIVERABLE)).to_have_attribute("data-status", "delivered")
+        expect(_badge(page, TO_UNREACHABLE)).to_have_attribute("data-status", "undelivered")
+    finally:
+        errors = _stop(worker)
+    assert page.evaluate("window.__noReload") == "still here", "the page reloaded instead of updating live"
+    expect(page.locator(".rollup .progress-text")).to_contain_text("3 of 3 final")
+    expect(page.locator("#poller")).not_to_have_attribute("hx-trigger", "every 2s")  # polling stopped
+    assert "Traceback" not in errors, errors
+
+    failed_row = page.locator("tbody.delivery", has_text=TO_INVALID)
+    expect(failed_row).to_contain_text("The recipient's phone number is not valid.")
+    page.locator("tbody.delivery", has_text=TO_UNREACHABLE).get_by_role("button", name="Timeline").click()
+    timeline = page.locator("tbody.delivery", has_text=TO_UNREACHABLE).locator(".timeline")
+    for step in ("sending", "sent", "undelivered"):
+        expect(timeline.locator(f'.step-head .badge[data-status="{step}"]').first).to_be_visible()
+    expect(timeline).to_contain_text("from send job")
+    expect(timeline).to_contain_text("from Twilio callback")
+    expect(timeline).to_contain_text("undelivered")
+    expect(timeline).to_contain_text("after sent")
+    expect(timeline).to_contain_text("30003")
+    if shots:
+        page.screenshot(path=os.path.join(shots, "message.png"), full_page=True)
+
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Export CSV").click()
+    path = tmp_path / "export.csv"
+    download_info.value.save_as(path)
+    with open(path, newline="") as fh:
+        rows = {r["to_number"]: r for r in csv.DictReader(fh)}
+    assert {n: (r["status"], r["error_code"]) for n, r in rows.items()} == {
+        DELIVERABLE: ("delivered", ""), TO_INVALID: ("failed", "21211"), TO_UNREACHABLE: ("undelivered", "30003")}
+    assert rows[DELIVERABLE]["delivered_at"] and rows[TO_INVALID]["error_meaning"]
+
+    refused = page.request.post(server.url + "/messages/new",
+                                form={"recipients": DELIVERABLE, "body": "no token"})
+    assert refused.status == 400
+    assert len(simulator.messages) == 2  # the refused post sent nothing
