@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from . import auth, compose_page, contacts, health, home, messages, redis_conn, setup_page, webhooks, worker
 from . import sms_cli
 from . import twilio_commands
+from . import reconciler
 from .config import load_config
 from .extensions import csrf, db, htmx, login_manager, migrate
 
@@ -53,6 +54,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     worker.init_app(app)
     sms_cli.init_app(app)
     twilio_commands.init_app(app)
+    reconciler.init_app(app)
     return app
 
 

@@ -108,6 +108,18 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "SEND_RETRY_BASE_SECONDS": _float(env, "SEND_RETRY_BASE_SECONDS", 2.0),
         "SEND_RETRY_MAX_SECONDS": _float(env, "SEND_RETRY_MAX_SECONDS", 300.0),
         "LARGE_SEND_CONFIRM_THRESHOLD": _int(env, "LARGE_SEND_CONFIRM_THRESHOLD", 100),
+        # The reconciler (reconciler.py): ages past which a non-final delivery is fetched from Twilio.
+        "RECONCILE_SENT_AFTER_SECONDS": _float(env, "RECONCILE_SENT_AFTER_SECONDS", 600.0),
+        "RECONCILE_PENDING_AFTER_SECONDS": _float(env, "RECONCILE_PENDING_AFTER_SECONDS", 120.0),
+        # `sending` without a SID this long means its worker died. Keep it above
+        # SEND_RETRY_MAX_SECONDS + TWILIO_READ_TIMEOUT: a retry waiting out its backoff looks the same.
+        "RECONCILE_STUCK_SENDING_SECONDS": _float(env, "RECONCILE_STUCK_SENDING_SECONDS", 600.0),
+        "RECONCILE_GIVE_UP_SECONDS": _float(env, "RECONCILE_GIVE_UP_SECONDS", 172800.0),
+        "RECONCILE_INTERVAL_SECONDS": _int(env, "RECONCILE_INTERVAL_SECONDS", 60),
+        "RECONCILE_LOCAL_INTERVAL_SECONDS": _int(env, "RECONCILE_LOCAL_INTERVAL_SECONDS", 5),
+        "RECONCILE_BATCH_SIZE": _int(env, "RECONCILE_BATCH_SIZE", 50),
+        "RECONCILE_MAX_PER_RUN": _int(env, "RECONCILE_MAX_PER_RUN", 500),
+        "RECONCILE_RATE_PER_SECOND": _float(env, "RECONCILE_RATE_PER_SECOND", 10.0),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,

@@ -146,6 +146,9 @@ class Delivery(db.Model):  # type: ignore[name-defined]
     sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     delivered_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     failed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    # When the reconciler may ask Twilio about this delivery again (None: not asked yet). It backs
+    # off, so a message whose carrier never sends a receipt is not fetched on every run.
+    reconcile_after: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -1,0 +1,270 @@
+"""The reconciler and stuck-work recovery, against the Twilio simulator, with a real DB and Redis."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable
+
+from flask import Flask
+from sqlalchemy import select, update
+
+from smsdash.compose import Recipient, compose_message
+from smsdash.extensions import db
+from smsdash.models import Delivery, Event, utcnow
+from smsdash.reconciler import interval_seconds, reconcile
+from smsdash.redis_conn import get_redis
+from smsdash.send_job import send_batch
+from smsdash.simulator import Simulator
+from smsdash.simulator.numbers import TO_FAILED, TO_NO_RECEIPT, TO_UNREACHABLE
+from smsdash.twilio_client import get_client
+from smsdash.worker import QUEUE_NAME, run_worker
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DELIVERED_TO = "+14155550101"
+BODY = "Reconcile me"
+
+
+def _send(app: Flask, numbers: list[str]) -> tuple[int, dict[str, int]]:
+    """Compose to `numbers` and run the send job in process; (message id, delivery id by number)."""
+    with app.app_context():
+        message_id = compose_message(BODY, [Recipient(n) for n in numbers], author_id=None).id
+        rows = db.session.execute(select(Delivery.id, Delivery.to_number)
+                                  .where(Delivery.message_id == message_id)).all()
+        send_batch([r.id for r in rows])
+        return message_id, {r.to_number: r.id for r in rows}
+
+
+def _deliveries(app: Flask, message_id: int) -> dict[str, Delivery]:
+    with app.app_context():
+        rows = db.session.scalars(select(Delivery).where(Delivery.message_id == message_id)).all()
+        for row in rows:
+            db.session.expunge(row)
+        return {d.to_number: d for d in rows}
+
+
+def _external_events(app: Flask, delivery_id: int) -> Counter[tuple[str, str]]:
+    with app.app_context():
+        return Counter((row.event_type, row.source) for row in db.session.execute(
+            select(Event.event_type, Event.source)
+            .where(Event.delivery_id == delivery_id, Event.source.in_(["twilio", "reconciler"]))))
+
+
+def _age(app: Flask, delivery_ids: list[int], seconds: float) -> None:
+    """Make deliveries look `seconds` older, as if the clock had moved on since their last change."""
+    with app.app_context():
+        earlier = utcnow() - timedelta(seconds=seconds)
+        db.session.execute(update(Delivery).where(Delivery.id.in_(delivery_ids))
+                           .values(updated_at=earlier, created_at=earlier))
+        db.session.commit()
+
+
+def test_with_callbacks_dropped_the_reconciler_brings_every_delivery_to_its_final_state(
+        twilio_app: Flask, simulator: Simulator) -> None:
+    simulator.set_knobs(callback_drop_rate=1.0)
+    message_id, ids = _send(twilio_app, [DELIVERED_TO, TO_UNREACHABLE, TO_FAILED])
+    simulator.flush_callbacks()  # every callback is dropped: the app hears nothing
+    assert {d.status for d in _deliveries(twilio_app, message_id).values()} == {"sent"}
+
+    report = reconcile(twilio_app, message_id=message_id)
+
+    after = _deliveries(twilio_app, message_id)
+    assert after[DELIVERED_TO].status == "delivered"
+    assert (after[TO_UNREACHABLE].status, after[TO_UNREACHABLE].error_code) == ("undelivered", 30003)
+    assert "unreachable" in (after[TO_UNREACHABLE].error_message or "")
+    assert (after[TO_FAILED].status, after[TO_FAILED].error_code) == ("failed", 30008)
+    assert report.checked == 3 and len(report.changes) == 3 and not report.errors
+    for number, final in [(DELIVERED_TO, "delivered"), (TO_UNREACHABLE, "undelivered"), (TO_FAILED, "failed")]:
+        assert _external_events(twilio_app, ids[number]) == Counter({(final, "reconciler"): 1})
+
+
+def test_a_late_callback_after_the_reconciler_adds_no_duplicate_event(twilio_app: Flask,
+                                                                      simulator: Simulator) -> None:
+    message_id, ids = _send(twilio_app, [DELIVERED_TO, TO_UNREACHABLE])
+    simulator.settle()  # Twilio knows the outcome; its callbacks are still on their way (held)
+    reconcile(twilio_app, message_id=message_id)
+    assert _deliveries(twilio_app, message_id)[DELIVERED_TO].status == "delivered"
+
+    records = simulator.flush_callbacks()  # the late callbacks: sent, then the final status
+    assert records and all(r.status_code == 200 for r in records)
+
+    after = _deliveries(twilio_app, message_id)
+    assert (after[DELIVERED_TO].status, after[TO_UNREACHABLE].status) == ("delivered", "undelivered")
+    for number, final in [(DELIVERED_TO, "delivered"), (TO_UNREACHABLE, "undelivered")]:
+        events = _external_events(twilio_app, ids[number])
+        assert events[(final, "reconciler")] == 1
+        assert events[(final, "twilio")] == 0  # the same observation, not recorded twice
+        assert events[("sent", "twilio")] == 1  # news the reconciler did not have is kept
+
+
+def test_only_deliveries_past_their_age_are_fetched_and_rechecks_back_off(twilio_app: Flask,
+                                                                         simulator: Simulator) -> None:
+    message_id, ids = _send(twilio_app, [DELIVERED_TO, TO_NO_RECEIPT, TO_UNREACHABLE])
+    simulator.settle()
+    _age(twilio_app, [ids[DELIVERED_TO], ids[TO_NO_RECEIPT]], 11 * 60)  # `sent` for 11 min
+
+    report = reconcile(twilio_app)
+    assert report.checked == 2
+    after = _deliveries(twilio_app, message_id)
+    assert after[DELIVERED_TO].status == "delivered"
+    assert after[TO_UNREACHABLE].status == "sent"  # 0 s old: its callback may still come
+    assert after[TO_NO_RECEIPT].status == "sent"  # Twilio has no receipt either
+    assert after[TO_NO_RECEIPT].reconcile_after is not None
+    assert after[TO_NO_RECEIPT].reconcile_after > utcnow() + timedelta(minutes=4)
+
+    assert reconcile(twilio_app).checked == 0  # the no-receipt message is not fetched every run
+
+
+def test_without_a_public_url_recent_deliveries_are_reconciled_within_seconds(twilio_app: Flask,
+                                                                             simulator: Simulator) -> None:
+    assert interval_seconds(twilio_app.config) == 60  # callbacks can arrive: the slow schedule
+    twilio_app.config["BASE_HOST_URL"] = "http://127.0.0.1:5000"  # callbacks cannot arrive here
+    assert interval_seconds(twilio_app.config) == 5  # the worker runs it every 5 s
+    twilio_app.config["RECONCILE_LOCAL_INTERVAL_SECONDS"] = 0  # and 5 s of age is enough; here, none
+    message_id, _ = _send(twilio_app, [DELIVERED_TO])
+    simulator.settle()
+    reconcile(twilio_app)
+    assert _deliveries(twilio_app, message_id)[DELIVERED_TO].status == "delivered"
+
+
+def test_sms_reconcile_command_prints_what_it_changed(twilio_app: Flask, simulator: Simulator) -> None:
+    message_id, ids = _send(twilio_app, [DELIVERED_TO, TO_UNREACHABLE])
+    simulator.settle()
+    result = twilio_app.test_cli_runner().invoke(args=["sms", "reconcile", "--message", str(message_id)])
+    assert result.exit_code == 0, result.output
+    assert f"delivery {ids[DELIVERED_TO]} to {DELIVERED_TO}: sent -> delivered (fetched from Twilio)" in result.output
+    assert f"delivery {ids[TO_UNREACHABLE]} to {TO_UNREACHABLE}: sent -> undelivered (30003:" in result.output
+    assert "checked 2 deliveries, changed 2." in result.output
+    again = twilio_app.test_cli_runner().invoke(args=["sms", "reconcile", "--message", str(message_id)])
+    assert "checked 0 deliveries, changed 0." in again.output
+    missing = twilio_app.test_cli_runner().invoke(args=["sms", "reconcile", "--message", "999999"])
+    assert missing.exit_code == 1 and "no message 999999" in missing.output
+
+
+# -- stuck work ---------------------------------------------------------------------------------
+
+def _stuck(app: Flask, number: str, age: float = 600) -> int:
+    """A delivery its worker claimed (`sending`, one attempt) and never finished, `age` s ago."""
+    with app.app_context():
+        message = compose_message(BODY, [Recipient(number)], author_id=None)
+        get_redis(app).delete(f"rq:queue:{QUEUE_NAME}")  # the dead worker's job is gone
+        delivery_id = db.session.scalar(select(Delivery.id).where(Delivery.message_id == message.id))
+        db.session.execute(update(Delivery).where(Delivery.id == delivery_id)
+                           .values(status="sending", attempts=1))
+        db.session.commit()
+    _age(app, [delivery_id], age)
+    return delivery_id
+
+
+def _creates_to(simulator: Simulator, number: str) -> int:
+    return sum(m.to == number for m in simulator.messages)
+
+
+def test_stuck_delivery_twilio_already_has_is_adopted_not_resent(twilio_app: Flask,
+                                                                 simulator: Simulator) -> None:
+    delivery_id = _stuck(twilio_app, DELIVERED_TO)
+    with twilio_app.app_context():  # the dead worker's request did reach Twilio
+        sid = get_client().messages.create(to=DELIVERED_TO, from_=simulator.from_number, body=BODY).sid
+    simulator.settle()  # and it has been delivered since
+
+    report = reconcile(twilio_app)
+
+    with twilio_app.app_context():
+        delivery = db.session.get(Delivery, delivery_id)
+        assert delivery.external_message_id == sid
+        assert delivery.status == "delivered"  # adopted, then brought up to date
+    assert _creates_to(simulator, DELIVERED_TO) == 1
+    assert str(report.changes[0]) == f"delivery {delivery_id} to {DELIVERED_TO}: sending -> sent (adopted {sid})"
+
+
+def test_stuck_delivery_twilio_never_saw_is_sent_again_once(twilio_app: Flask, simulator: Simulator) -> None:
+    delivery_id = _stuck(twilio_app, DELIVERED_TO)
+    young_id = _stuck(twilio_app, "+14155550102", age=5)  # may still be in flight: left alone
+
+    report = reconcile(twilio_app)
+    assert [c.delivery_id for c in report.changes] == [delivery_id]
+    assert reconcile(twilio_app).changes == []  # the retry is scheduled: not enqueued twice
+    run_worker(twilio_app, burst=True)
+
+    with twilio_app.app_context():
+        delivery = db.session.get(Delivery, delivery_id)
+        assert delivery.status == "sent" and delivery.external_message_id
+        assert db.session.get(Delivery, young_id).status == "sending"
+    assert _creates_to(simulator, DELIVERED_TO) == 1
+    assert _creates_to(simulator, "+14155550102") == 0
+
+
+# -- a real worker process, killed mid-send -----------------------------------------------------
+
+def _worker_env(app: Flask, simulator: Simulator) -> dict[str, str]:
+    """The environment that makes `flask --app wsgi worker` use this test's database, Redis and
+    simulator."""
+    config = app.config
+    redis_url = config["REDIS_URL"] or f"unix://{get_redis(app).socket_file}"  # the embedded server
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "RECONCILE_"))}
+    env.update(simulator.client_config(), DATABASE_URL=config["SQLALCHEMY_DATABASE_URI"], REDIS_URL=redis_url,
+               BASE_HOST_URL=config["BASE_HOST_URL"], SECRET_KEY="worker-test-secret-key",
+               RECONCILE_STUCK_SENDING_SECONDS="1", PYTHONUNBUFFERED="1")
+    return env
+
+
+def _wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_worker_killed_mid_send_leaves_nothing_stuck_and_sends_nothing_twice(
+        twilio_app: Flask, simulator: Simulator, tmp_path: Path) -> None:
+    numbers = [DELIVERED_TO, "+14155550102", "+14155550103"]
+    simulator.set_knobs(latency=3.0)  # every create is held for 3 s before Twilio records it
+    env = _worker_env(twilio_app, simulator)
+    with twilio_app.app_context():
+        message_id = compose_message(BODY, [Recipient(n) for n in numbers], author_id=None).id
+    log = (tmp_path / "worker.log").open("w")
+    worker = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=PROJECT_ROOT,
+                              env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        def all_sending() -> bool:
+            return {d.status for d in _deliveries(twilio_app, message_id).values()} == {"sending"}
+        _wait_for(all_sending, 30, "the worker to claim the deliveries")
+        time.sleep(0.5)  # the creates are now held inside the simulator
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+        log.close()
+    assert simulator.messages == []  # killed mid-send: Twilio has not answered yet
+    _wait_for(lambda: len(simulator.messages) == len(numbers), 10, "the held creates to finish")
+    stuck = _deliveries(twilio_app, message_id)
+    assert all(d.status == "sending" and d.external_message_id is None for d in stuck.values())
+
+    # A new worker takes over. The scheduler lock a SIGKILLed worker holds expires after 61 s;
+    # the test does not wait for that.
+    get_redis(twilio_app).delete(f"rq:scheduler-lock:{QUEUE_NAME}")
+    time.sleep(1.1)  # past RECONCILE_STUCK_SENDING_SECONDS
+    simulator.set_knobs(latency=0.0)
+    burst = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--burst"],
+                           cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert burst.returncode == 0, burst.stderr[-3000:]
+
+    after = _deliveries(twilio_app, message_id)
+    assert {(d.status, bool(d.external_message_id)) for d in after.values()} <= {("sent", True), ("delivered", True)}
+    assert sorted(d.external_message_id or "" for d in after.values()) == sorted(m.sid for m in simulator.messages)
+    assert Counter(m.to for m in simulator.messages) == Counter(numbers)  # one create each, never two
+    with twilio_app.app_context():  # the new worker's scheduled reconciler adopted them
+        adopted = db.session.scalars(select(Event.detail).where(
+            Event.source == "reconciler", Event.event_type == "sent")).all()
+    assert len(adopted) == len(numbers) and all("adopted instead of sending again" in d for d in adopted)
+    simulator.flush_callbacks()
+    assert {d.status for d in _deliveries(twilio_app, message_id).values()} == {"delivered"}
