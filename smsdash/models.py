@@ -129,7 +129,10 @@ class Delivery(db.Model):  # type: ignore[name-defined]
 
     __tablename__ = "comms_deliveries"
     __table_args__ = (
-        Index("ix_comms_deliveries_message_status", "message_id", "status"),
+        # The dashboard: a message's roll-up (counts per status, newest change) is an index-only
+        # scan of (message_id, status, updated_at); its recipient table pages in (message_id, id) order.
+        Index("ix_comms_deliveries_message_status", "message_id", "status", "updated_at"),
+        Index("ix_comms_deliveries_message_id", "message_id", "id"),
         Index("ix_comms_deliveries_status_updated", "status", "updated_at"),
     )
 

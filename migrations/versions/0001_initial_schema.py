@@ -105,7 +105,8 @@ def upgrade():
     sa.UniqueConstraint('external_message_id', name=op.f('uq_comms_deliveries_external_message_id'))
     )
     with op.batch_alter_table('comms_deliveries', schema=None) as batch_op:
-        batch_op.create_index('ix_comms_deliveries_message_status', ['message_id', 'status'], unique=False)
+        batch_op.create_index('ix_comms_deliveries_message_status', ['message_id', 'status', 'updated_at'], unique=False)
+        batch_op.create_index('ix_comms_deliveries_message_id', ['message_id', 'id'], unique=False)
         batch_op.create_index('ix_comms_deliveries_status_updated', ['status', 'updated_at'], unique=False)
 
     op.create_table('comms_events',
@@ -131,6 +132,7 @@ def downgrade():
     op.drop_table('comms_events')
     with op.batch_alter_table('comms_deliveries', schema=None) as batch_op:
         batch_op.drop_index('ix_comms_deliveries_status_updated')
+        batch_op.drop_index('ix_comms_deliveries_message_id')
         batch_op.drop_index('ix_comms_deliveries_message_status')
 
     op.drop_table('comms_deliveries')
