@@ -274,6 +274,27 @@ def test_timeout_after_accept_close_drops_the_connection(sdk: Client, simulator:
     assert len(simulator.messages) == 1
 
 
+def test_hang_seconds_bounds_the_hang_then_the_connection_drops(simulator: Simulator) -> None:
+    sdk = build_client({**simulator.client_config(), "TWILIO_READ_TIMEOUT": 5.0})
+    simulator.set_knobs(timeout_rate=1.0, timeout_mode="hang", hang_seconds=0.2)
+    started = time.monotonic()
+    with pytest.raises(requests.exceptions.ConnectionError):
+        send(sdk, simulator)
+    assert 0.2 <= time.monotonic() - started < 5.0
+    assert len(simulator.messages) == 1
+
+
+def test_callback_jitter_spreads_delays_within_its_share() -> None:
+    import random
+
+    from smsdash.simulator.callbacks import CallbackPlayer
+
+    rng = random.Random(3)
+    delays = [CallbackPlayer._jittered(1.0, 0.25, rng) for _ in range(200)]
+    assert all(0.75 <= d <= 1.25 for d in delays) and max(delays) - min(delays) > 0.3
+    assert CallbackPlayer._jittered(1.0, 0.0, rng) == 1.0
+
+
 def test_dropped_callbacks_leave_the_status_for_a_fetch(sdk: Client, simulator: Simulator) -> None:
     simulator.set_knobs(callback_drop_rate=1.0)
     sid = send(sdk, simulator, to=TO_FAILED).sid
