@@ -5,7 +5,7 @@ as "+14155550101" are the same person), and each contact shows whether it has op
 """
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired, FileSize
 from sqlalchemy import Select, delete, func, or_, select
@@ -101,12 +101,14 @@ def search_contacts(q: str) -> Select[tuple[Contact]]:
 
 
 @bp.get("/contacts")
-def index() -> str:
+def index() -> Response:
     q = request.args.get("q", "")
     page = paginate(search_contacts(q), page_number(), PER_PAGE)
     opted_out = opted_out_among([c.phone for c in page.items], sender_identity(current_app.config))
     template = "contacts/_rows.html" if request.headers.get("HX-Request") else "contacts/index.html"
-    return render_template(template, page=page, q=q, opted_out=opted_out)
+    response = make_response(render_template(template, page=page, q=q, opted_out=opted_out))
+    response.headers.add("Vary", "HX-Request")  # one URL serves the page and the search fragment
+    return response
 
 
 @bp.route("/contacts/new", methods=["GET", "POST"])

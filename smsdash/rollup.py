@@ -52,13 +52,14 @@ class Rollup:
         return self.final < self.total
 
     def percent(self, group: str) -> float:
-        """Share of all deliveries in `group`: ok (delivered/read), bad (failed/undelivered/canceled),
-        sent (awaiting a receipt), pending (not yet accepted by Twilio)."""
+        """Share of all deliveries in `group`: ok (delivered/read), warn (undelivered: the carrier
+        gave up), bad (failed/canceled), sent (awaiting a receipt), pending (not yet at Twilio)."""
         if not self.total:
             return 0.0
         wanted = {
             "ok": lambda s: s in FINAL and s not in FAILURES and s != "canceled",
-            "bad": lambda s: s in FAILURES or s == "canceled",
+            "warn": lambda s: s == "undelivered",
+            "bad": lambda s: s in ("failed", "canceled"),
             "sent": lambda s: s == "sent",
             "pending": lambda s: s not in FINAL and s != "sent",
         }[group]
