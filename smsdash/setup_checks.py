@@ -180,7 +180,7 @@ def _check_account(app: Flask, client: Client | None, account: Any) -> CheckResu
         return CheckResult(name, "warn", f"Trial account; its verified numbers could not be listed: "
                            f"{twilio_error_text(exc)}.", "Upgrade the account to send to any number.")
     with app.app_context():
-        phones = db.session.scalars(select(Contact.phone).where(Contact.phone.not_in(verified) if verified else True)
+        phones = db.session.scalars(select(Contact.phone).where(Contact.phone.not_in(verified))
                                     .order_by(Contact.phone).limit(6)).all()
     detail = (f"Trial account: Twilio delivers only to verified numbers "
               f"({', '.join(verified) if verified else 'none verified yet'}); any other number fails with 21608.")
@@ -273,8 +273,9 @@ def _check_inbound_target(owner: Any, base: str | None) -> CheckResult:
     name = "Inbound webhook at Twilio"
     if owner is None:
         return CheckResult(name, "warn", "Unknown: no sender could be read from Twilio.", "Fix the sender first.")
-    current = getattr(owner, "inbound_request_url", None) if hasattr(owner, "inbound_request_url") else owner.sms_url
-    what = "The Messaging Service's inbound URL" if hasattr(owner, "inbound_request_url") else "The number's SMS URL"
+    is_service = hasattr(owner, "inbound_request_url")
+    current = owner.inbound_request_url if is_service else owner.sms_url
+    what = "The Messaging Service's inbound URL" if is_service else "The number's SMS URL"
     expected = f"{base}{INBOUND_PATH}" if base else None
     if expected and current == expected:
         return CheckResult(name, "ok", f"{what} is {current}.")

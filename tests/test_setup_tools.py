@@ -35,6 +35,16 @@ def test_check_reports_a_trial_account_and_the_contacts_it_cannot_reach(twilio_a
     assert "Verified Caller IDs" in account.fix
 
 
+def test_a_trial_with_no_verified_numbers_says_so(twilio_app: Flask, simulator: Simulator) -> None:
+    simulator.set_knobs(trial=True)
+    with twilio_app.app_context():
+        db.session.add(Contact(name="Stranger", phone="+14155550199"))
+        db.session.commit()
+    account = _item(run_checks(twilio_app, self_test=False), "Account type")
+    assert account.state == "warn"
+    assert "none verified yet" in account.detail and "not verified: +14155550199" in account.detail
+
+
 def test_check_reports_a_full_account_as_ok(twilio_app: Flask) -> None:
     assert _item(run_checks(twilio_app, self_test=False), "Account type").state == "ok"
 
