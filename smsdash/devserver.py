@@ -149,6 +149,10 @@ def main() -> int:
             sim = supervisor.start("Twilio simulator", [
                 python, "-m", "smsdash.simulator", "--host", "127.0.0.1", "--port", str(sim_port),
                 "--account-sid", env["TWILIO_ACCOUNT_SID"], "--auth-token", env["TWILIO_AUTH_TOKEN"],
+                # the simulated account owns the app's sender, number or Messaging Service
+                "--from-number", env["TWILIO_FROM_NUMBER"],
+                *(["--messaging-service-sid", env["TWILIO_MESSAGING_SERVICE_SID"]]
+                  if env.get("TWILIO_MESSAGING_SERVICE_SID") else []),
             ], env)
             _wait_for_port(sim_port, sim)
         supervisor.start("worker", [python, "-m", "flask", "--app", "wsgi", "worker"], env)

@@ -400,7 +400,8 @@ def test_module_entry_serves_until_sigterm(tmp_path: Any) -> None:
     sid, token = "AC" + "ab" * 16, "cli-token"
     proc = subprocess.Popen(
         [sys.executable, "-m", "smsdash.simulator", "--host", "127.0.0.1", "--port", "0",
-         "--account-sid", sid, "--auth-token", token, "--trial", "--latency", "0.01"],
+         "--account-sid", sid, "--auth-token", token, "--trial", "--latency", "0.01",
+         "--from-number", "+16502530000", "--messaging-service-sid", "MG" + "cd" * 16],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
     try:
         assert proc.stdout is not None
@@ -408,6 +409,8 @@ def test_module_entry_serves_until_sigterm(tmp_path: Any) -> None:
         base = re.search(r"on (http://\S+)", line).group(1)  # type: ignore[union-attr]
         client = build_client({"TWILIO_ACCOUNT_SID": sid, "TWILIO_AUTH_TOKEN": token, "TWILIO_API_BASE_URL": base})
         assert client.api.v2010.accounts(sid).fetch().type == "Trial"
+        assert [n.phone_number for n in client.incoming_phone_numbers.list()] == ["+16502530000"]
+        assert client.messaging.v1.services("MG" + "cd" * 16).fetch().friendly_name == "smsdash simulator"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:

@@ -26,7 +26,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--account-sid", required=True)
     parser.add_argument("--auth-token", required=True)
-    parser.add_argument("--from-number", default=VALID_FROM)
+    parser.add_argument("--from-number", default=VALID_FROM, help="the number the account owns")
+    parser.add_argument("--messaging-service-sid", default=None,
+                        help="SID of the account's Messaging Service (default: MG + the account SID's digits)")
     knobs = parser.add_argument_group("knobs (see README, 'Twilio simulator')")
     for f in dataclasses.fields(Knobs):
         flag = "--" + f.name.replace("_", "-")
@@ -47,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"simulator: {exc}", file=sys.stderr)
         return 2
     sim = Simulator(args.account_sid, args.auth_token, host=args.host, port=args.port,
-                    from_number=args.from_number, knobs=knobs).start()
+                    from_number=args.from_number, messaging_service_sid=args.messaging_service_sid,
+                    knobs=knobs).start()
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -41,8 +41,8 @@ class Simulator:
     """A running fake Twilio account. Construct, `start()`, point TWILIO_API_BASE_URL at `base_url`."""
 
     def __init__(self, account_sid: str, auth_token: str, *, host: str = "127.0.0.1", port: int = 0,
-                 from_number: str = VALID_FROM, knobs: Knobs | Mapping[str, Any] | None = None,
-                 transport: Transport | None = None) -> None:
+                 from_number: str = VALID_FROM, messaging_service_sid: str | None = None,
+                 knobs: Knobs | Mapping[str, Any] | None = None, transport: Transport | None = None) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.from_number = from_number
@@ -54,7 +54,7 @@ class Simulator:
         self._rng_lock = threading.Lock()
         self._release = threading.Event()
         self.default_transport: Transport = transport or HttpTransport()
-        self.store = Store(account_sid, auth_token, from_number)
+        self.store = Store(account_sid, auth_token, from_number, messaging_service_sid)
         self.player = CallbackPlayer(self.store, lambda: self._knobs, lambda: self._rng,
                                      self.default_transport)
         self._expected_auth = "Basic " + base64.b64encode(

@@ -182,10 +182,12 @@ def matches_date_sent(sent: datetime | None, op: str, raw: str) -> bool:
 class Store:
     """Thread-safe in-memory state of one simulated account."""
 
-    def __init__(self, account_sid: str, auth_token: str, from_number: str) -> None:
+    def __init__(self, account_sid: str, auth_token: str, from_number: str,
+                 service_sid: str | None = None) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.from_number = from_number
+        self.default_service_sid = service_sid or "MG" + account_sid[2:]
         self.lock = threading.RLock()
         self.reset()
 
@@ -196,13 +198,9 @@ class Store:
             self.by_to: dict[str, list[SimMessage]] = {}
             self.numbers = {n.sid: n for n in [
                 SimNumber("PN" + self.account_sid[2:], self.account_sid, self.from_number)]}
-            default_service = SimService("MG" + self.account_sid[2:], self.account_sid,
+            default_service = SimService(self.default_service_sid, self.account_sid,
                                          "smsdash simulator")
             self.services = {default_service.sid: default_service}
-
-    @property
-    def default_service_sid(self) -> str:
-        return "MG" + self.account_sid[2:]
 
     def add_message(self, message: SimMessage) -> None:
         with self.lock:
