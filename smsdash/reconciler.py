@@ -198,6 +198,20 @@ def _run(config: Mapping[str, Any], message_id: int | None, report: Report,
     except _StopRun as exc:
         db.session.commit()
         report.errors.append(str(exc))
+    if message_id is not None:
+        _note_unsent(message_id, report)
+
+
+def _note_unsent(message_id: int, report: Report) -> None:
+    """Deliveries Twilio has not accepted yet have no SID to ask about; say so, or an operator
+    reading "changed 0" would think the reconciler looked at them."""
+    waiting = db.session.scalar(select(func.count()).select_from(Delivery).where(
+        Delivery.message_id == message_id, Delivery.external_message_id.is_(None),
+        Delivery.status.in_(NON_FINAL)))
+    if waiting:
+        report.notes.append(f"{waiting} deliveries have no Twilio SID yet (queued, or being sent): "
+                            "the worker sends them; a `sending` one is checked at Twilio once it is "
+                            "older than RECONCILE_STUCK_SENDING_SECONDS")
 
 
 def _batches(rows: Sequence[Target], size: int) -> Iterator[Sequence[Target]]:

@@ -189,6 +189,10 @@ def test_stuck_delivery_twilio_never_saw_is_sent_again_once(twilio_app: Flask, s
     report = reconcile(twilio_app)
     assert [c.delivery_id for c in report.changes] == [delivery_id]
     assert reconcile(twilio_app).changes == []  # the retry is scheduled: not enqueued twice
+    with twilio_app.app_context():
+        young_message = db.session.get_one(Delivery, young_id).message_id
+    result = twilio_app.test_cli_runner().invoke(args=["sms", "reconcile", "--message", str(young_message)])
+    assert "note: 1 deliveries have no Twilio SID yet" in result.output  # said, not silently skipped
     run_worker(twilio_app, burst=True)
 
     with twilio_app.app_context():
