@@ -188,3 +188,43 @@ def test_operator_watches_a_send_live(app: Flask, live: tuple[LiveServer, Simula
                                 form={"recipients": DELIVERABLE, "body": "no token"})
     assert refused.status == 400
     assert len(simulator.messages) == 2  # the refused post sent nothing
+
+
+def test_compose_picker_and_bad_numbers_in_the_browser(app: Flask, live: tuple[LiveServer, Simulator],
+                                                       browser_page: Any) -> None:
+    """The htmx parts of compose: search a group, tick it, see the count; bad numbers named, input kept."""
+    from playwright.sync_api import expect
+
+    from smsdash.extensions import db
+    from smsdash.models import Contact, Group
+    from smsdash.optouts import record_opt_out
+
+    with app.app_context():
+        ada, bob = Contact(name="Ada", phone="+14155550101"), Contact(name="Bob", phone="+14155550102")
+        db.session.add(Group(name="Night shift", contacts=[ada, bob]))
+        record_opt_out(bob.phone, "", "test")
+        db.session.commit()
+    server, simulator = live
+    page = browser_page
+    page.goto(server.url + "/login")
+    page.get_by_label("Email").fill("op@example.com")
+    page.get_by_label("Password").fill(TEST_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.goto(server.url + "/messages/new")
+
+    page.get_by_label("Add contacts or groups").fill("night")
+    page.get_by_label("Group: Night shift (2)").check()
+    expect(page.locator("#recipient-summary")).to_contain_text("1 recipient will be sent")
+    expect(page.locator("#recipient-summary")).to_contain_text("1 opted out")
+    page.get_by_label("Recipients").fill("415 555 0101, 12ab")
+    expect(page.locator("#recipient-summary")).to_contain_text("1 duplicate removed")
+    expect(page.locator("#recipient-summary")).to_contain_text("12ab")
+
+    page.get_by_label("Message", exact=True).fill("Shift starts at 9 {sharp}")
+    expect(page.locator("#segment-counter")).to_contain_text("GSM-7")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#recipients-error")).to_contain_text("12ab: not a phone number")
+    expect(page.get_by_label("Recipients")).to_have_value("415 555 0101, 12ab")
+    expect(page.get_by_label("Message", exact=True)).to_have_value("Shift starts at 9 {sharp}")
+    expect(page.get_by_label("Group: Night shift (2)")).to_be_checked()
+    assert simulator.messages == []
