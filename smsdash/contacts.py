@@ -105,7 +105,9 @@ def index() -> Response:
     q = request.args.get("q", "")
     page = paginate(search_contacts(q), page_number(), PER_PAGE)
     opted_out = opted_out_among([c.phone for c in page.items], sender_identity(current_app.config))
-    template = "contacts/_rows.html" if request.headers.get("HX-Request") else "contacts/index.html"
+    # Only the search box and pager ask for the rows; htmx's history restore wants the whole page.
+    fragment = request.headers.get("HX-Request") and request.headers.get("HX-Target") == "contact-rows"
+    template = "contacts/_rows.html" if fragment else "contacts/index.html"
     response = make_response(render_template(template, page=page, q=q, opted_out=opted_out))
     response.headers.add("Vary", "HX-Request")  # one URL serves the page and the search fragment
     return response

@@ -113,10 +113,12 @@ def test_list_is_searchable_paginated_and_shows_opt_outs(app: Flask, logged_in: 
     assert "Person 55" in second and "opted out" in second
     found = logged_in.get("/contacts?q=quiet").get_data(as_text=True)
     assert "Zed Quiet" in found and "Person 01" not in found
-    fragment = logged_in.get("/contacts?q=(415)%20555-0042", headers={"HX-Request": "true"})
+    fragment = logged_in.get("/contacts?q=(415)%20555-0042", headers={"HX-Request": "true", "HX-Target": "contact-rows"})
     assert "HX-Request" in fragment.headers["Vary"] and fragment.mimetype == "text/html"
     by_digits = fragment.get_data(as_text=True)
     assert "Person 42" in by_digits and "<html" not in by_digits
+    restore = logged_in.get("/contacts", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"})
+    assert "<html" in restore.get_data(as_text=True)
     assert "No contact matches" in logged_in.get("/contacts?q=nobody").get_data(as_text=True)
 
 
