@@ -270,8 +270,8 @@ class CallbackPlayer:
         """Cancel everything scheduled or held, wait out sends in flight, forget the records."""
         with self._cond:
             self._heap.clear()
-            self._held.clear()
             self._cond.wait_for(lambda: not self._in_flight, timeout)
+            self._held.clear()  # after the wait: an event firing during it may have held one
             self._records.clear()
 
     def stop(self) -> None:

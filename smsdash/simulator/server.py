@@ -241,8 +241,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._write(*sim.control(self.command, parts.path, body))
             return
         knobs = sim.knobs
-        if knobs.latency:
-            sim.hang_release.wait(knobs.latency)
+        if knobs.latency and sim.hang_release.wait(knobs.latency):
+            self._drop_connection()  # reset() during the wait: this request belongs to a past test
+            return
         request = ApiRequest(self.command, parts.path, parse_qs(parts.query, keep_blank_values=True),
                              {k: v[-1] for k, v in parse_qs(raw.decode("utf-8"),
                                                             keep_blank_values=True).items()})
