@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
@@ -27,7 +28,9 @@ from smsdash.sending import send_sms
 from smsdash.twilio_client import build_client
 
 REPO = Path(__file__).resolve().parent.parent
-SPEC = REPO.parent / "shared" / "twilio-oai" / "twilio_api_v2010.json"
+SPECS = REPO.parent / "shared" / "twilio-oai"
+SPEC = SPECS / "twilio_api_v2010.json"
+MESSAGING_SPEC = SPECS / "twilio_messaging_v1.json"
 CONTRACT_DIR = REPO / "tests" / "contract"
 PRISM = CONTRACT_DIR / "node_modules" / ".bin" / "prism"
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -35,8 +38,9 @@ STARTUP_SECONDS = 90.0
 
 
 def _unavailable() -> str | None:
-    if not SPEC.is_file():
-        return f"Twilio's OpenAPI spec is not at {SPEC} (shared/ must sit beside the repo)"
+    for spec in (SPEC, MESSAGING_SPEC):
+        if not spec.is_file():
+            return f"Twilio's OpenAPI spec is not at {spec} (shared/ must sit beside the repo)"
     if shutil.which("node") is None:
         return "node is not installed, so Stoplight Prism cannot run"
     if not PRISM.exists():
@@ -50,18 +54,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """A Prism mock of API 2010 on a free loopback port: its base URL and its log file."""
+@contextmanager
+def _prism(spec: Path, log: Path) -> Iterator[tuple[str, Path]]:
+    """A Prism mock of `spec` on a free loopback port: its base URL and its log file."""
     reason = _unavailable()
     if reason:
         if os.environ.get("CI") == "true":
             pytest.fail(f"contract test cannot run under CI: {reason}")
         pytest.skip(reason)
     port = _free_port()
-    log = tmp_path_factory.mktemp("prism") / "prism.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([str(PRISM), "mock", "-d", "-h", "127.0.0.1", "-p", str(port), str(SPEC)],
+        proc = subprocess.Popen([str(PRISM), "mock", "-d", "-h", "127.0.0.1", "-p", str(port), str(spec)],
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
@@ -77,6 +80,20 @@ def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """Prism serving API 2010 (Messages, Accounts, phone numbers)."""
+    with _prism(SPEC, tmp_path_factory.mktemp("prism") / "api.log") as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def prism_messaging(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """Prism serving Messaging v1 (Services), which the SDK reaches on another host."""
+    with _prism(MESSAGING_SPEC, tmp_path_factory.mktemp("prism") / "messaging.log") as served:
+        yield served
 
 
 def _violations(log: Path) -> str:
@@ -119,3 +136,21 @@ def test_messages_list_filters_match_twilios_spec(prism: tuple[str, Path]) -> No
     since = datetime.now(timezone.utc) - timedelta(hours=1)
     page = client.messages.page(to="+15558675310", from_="+15005550006", date_sent_after=since, page_size=50)
     assert isinstance(list(page), list)
+
+
+def test_configure_webhooks_service_update_matches_twilios_spec(app: Flask,
+                                                               prism_messaging: tuple[str, Path]) -> None:
+    """`twilio configure-webhooks` with a Messaging Service: its fetch and update requests."""
+    from smsdash.webhook_setup import plan
+
+    app.config.update(TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN="contract-token",
+                      TWILIO_MESSAGING_SERVICE_SID="MG" + "fedcba9876543210" * 2,
+                      TWILIO_API_BASE_URL=prism_messaging[0])
+    with app.app_context():
+        try:
+            steps = plan(app, "https://smsdash.example.com")
+            steps.apply()
+        except TwilioRestException as exc:
+            pytest.fail(f"Prism rejected the request ({exc.status}):\n{_violations(prism_messaging[1])}")
+    assert {c.field for c in steps.changes} == {"status_callback", "inbound_request_url", "inbound_method"}
+    assert "post /v1/Services/MG" in prism_messaging[1].read_text()  # the update was made
