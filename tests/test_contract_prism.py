@@ -1,4 +1,4 @@
-"""Contract: the app's Twilio requests match Twilio's own OpenAPI spec, served by Stoplight Prism.
+"""Contract: the app's Twilio requests match Twilio's own OpenAPI specs (API 2010, Messaging v1), served by Prism.
 
 Prism (`prism mock -d`, pinned in tests/contract/package.json, installed by `.ci/run` with
 `npm ci`) rejects any request the real API would not accept with HTTP 422: a StatusCallback that
