@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import func, literal, update
+from sqlalchemy import Update, bindparam, func, update
 
 from .extensions import db
 from .models import Delivery, utcnow
@@ -64,26 +65,48 @@ class Outcome:
     recorded: bool
 
 
-def _timestamps(status: str, when: datetime) -> dict[str, Any]:
-    """Timestamp columns for a move to `status`.
+_DELIVERIES = Delivery.__table__
+
+
+def _timestamps(status: str) -> dict[str, Any]:
+    """Timestamp columns for a move to `status`, bound to the `p_when` parameter.
 
     Callbacks skip steps and arrive out of order: a delivery can go straight from queued to
     `read`, and the `sent` callback that comes later moves nothing. A later status implies the
     earlier ones, so their columns are filled in if still empty (never overwritten: `read`
     keeps the time the message was delivered).
     """
+    when = bindparam("p_when", type_=_DELIVERIES.c.sent_at.type)
+
     def first(column: Any) -> Any:
-        return func.coalesce(column, literal(when, column.type))
+        return func.coalesce(column, when)
 
     if status == "sent":
         return {"sent_at": when}
     if status == "delivered":
-        return {"delivered_at": when, "sent_at": first(Delivery.sent_at)}
+        return {"delivered_at": when, "sent_at": first(_DELIVERIES.c.sent_at)}
     if status == "read":
-        return {"delivered_at": first(Delivery.delivered_at), "sent_at": first(Delivery.sent_at)}
+        return {"delivered_at": first(_DELIVERIES.c.delivered_at), "sent_at": first(_DELIVERIES.c.sent_at)}
     if status in FAILURES:
         return {"failed_at": when}
     return {}
+
+
+@lru_cache(maxsize=None)
+def _move_statement(status: str, with_error: bool) -> Update:
+    """The conditional UPDATE for a move to `status`, built once: the webhook runs it for every
+    callback, and a prebuilt core statement skips SQLAlchemy's per-call construction work."""
+    values: dict[str, Any] = {"status": status, "updated_at": bindparam("p_now"), **_timestamps(status)}
+    if with_error:
+        values.update(error_code=bindparam("p_error_code"), error_message=bindparam("p_error_message"))
+    return (update(_DELIVERIES)
+            .where(_DELIVERIES.c.id == bindparam("p_id"), _DELIVERIES.c.status.in_(predecessors(status)))
+            .values(values))
+
+
+_STORE_SID = (update(_DELIVERIES)
+              .where(_DELIVERIES.c.id == bindparam("p_id"), _DELIVERIES.c.external_message_id.is_(None))
+              .values(external_message_id=bindparam("p_sid")))
 
 
 def _dedupe_key(source: str, status: str, error_code: int | None) -> str:
@@ -116,22 +139,14 @@ def apply_status(
     if status not in KNOWN:
         raise ValueError(f"unknown message status {status!r}")
     now = utcnow()
-    values: dict[str, Any] = {"status": status, "updated_at": now, **_timestamps(status, occurred_at or now)}
-    if error_code is not None or error_message is not None:
-        values.update(error_code=error_code, error_message=error_message)
-    result = db.session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.status.in_(predecessors(status)))
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    with_error = error_code is not None or error_message is not None
+    params: dict[str, Any] = {"p_id": delivery_id, "p_now": now, "p_when": occurred_at or now}
+    if with_error:
+        params.update(p_error_code=error_code, p_error_message=error_message)
+    connection = db.session.connection()
+    result = connection.execute(_move_statement(status, with_error), params)
     if sid:
-        db.session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_id, Delivery.external_message_id.is_(None))
-            .values(external_message_id=sid)
-            .execution_options(synchronize_session=False)
-        )
+        connection.execute(_STORE_SID, {"p_id": delivery_id, "p_sid": sid})
     recorded = record_event(
         delivery_id,
         status,

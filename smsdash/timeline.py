@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import insert
@@ -11,6 +12,21 @@ from .extensions import db
 from .models import Event, utcnow
 
 SOURCES = frozenset({"app", "job", "twilio", "reconciler"})
+_EVENTS = Event.__table__
+
+
+@lru_cache(maxsize=None)
+def _insert_statement(dialect: str, once: bool) -> Any:
+    """The event INSERT, built once: a core statement (no ORM bookkeeping; the webhook runs it
+    for every callback), "on conflict do nothing" when it must record once, and RETURNING to
+    tell whether a row went in (an INSERT's rowcount is not reliable across drivers)."""
+    if not once:
+        return insert(_EVENTS).returning(_EVENTS.c.id)
+    if dialect == "postgresql":
+        return postgresql.insert(_EVENTS).on_conflict_do_nothing().returning(_EVENTS.c.id)
+    if dialect == "sqlite":
+        return sqlite.insert(_EVENTS).on_conflict_do_nothing().returning(_EVENTS.c.id)
+    raise RuntimeError(f"unsupported database dialect {dialect}")  # pragma: no cover
 
 
 def record_event(
@@ -43,15 +59,6 @@ def record_event(
         "payload": payload,
         "dedupe_key": dedupe_key,
     }
-    if dedupe_key is None:
-        db.session.execute(insert(Event).values(**values))
-        return True
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        stmt: Any = postgresql.insert(Event).values(**values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(Event).values(**values).on_conflict_do_nothing()
-    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-        raise RuntimeError(f"unsupported database dialect {dialect}")
-    # RETURNING, not rowcount: through the ORM session an INSERT's rowcount is -1 on PostgreSQL.
-    return db.session.execute(stmt.returning(Event.id)).first() is not None
+    connection = db.session.connection()
+    statement = _insert_statement(connection.dialect.name, dedupe_key is not None)
+    return connection.execute(statement, values).first() is not None

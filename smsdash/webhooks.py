@@ -9,11 +9,13 @@ the usual callback costs one indexed read, one conditional UPDATE and one event 
 """
 from __future__ import annotations
 
+import hmac
 import logging
 
 from flask import Blueprint, Response, current_app, request
-from sqlalchemy import select
-from twilio.request_validator import SIGNATURE_SETTINGS_HEADER, RequestValidator, get_signature_algorithm
+from sqlalchemy import bindparam, select
+from twilio.request_validator import (HMAC_SHA1, HMAC_SHA256, SIGNATURE_SETTINGS_HEADER, RequestValidator,
+                                      get_signature_algorithm)
 
 from .callbacks import MalformedCallback, StatusCallback, parse_status_callback
 from .extensions import csrf, db
@@ -35,15 +37,15 @@ OPTED_OUT_CODE = 21610
 
 
 def _candidate_urls() -> list[str]:
-    """The URL as this app sees it, and the same path and query on the configured public base."""
-    urls = [request.url]
+    """The URLs Twilio may have signed: this path and query on the configured public base (what
+    `status_callback_url` gives Twilio, so first), then the URL as this app sees it."""
+    seen = request.url
     base = public_base_url(current_app.config)
-    if base:
-        query = request.query_string.decode("latin-1")
-        rebuilt = f"{base}{request.path}" + (f"?{query}" if query else "")
-        if rebuilt != request.url:
-            urls.append(rebuilt)
-    return urls
+    if not base:
+        return [seen]
+    query = request.query_string.decode("latin-1")
+    rebuilt = f"{base}{request.path}" + (f"?{query}" if query else "")
+    return [rebuilt] if rebuilt == seen else [rebuilt, seen]
 
 
 def _rejection() -> str | None:
@@ -54,9 +56,16 @@ def _rejection() -> str | None:
     signature = request.headers.get("X-Twilio-Signature", "")
     if not signature:
         return "no X-Twilio-Signature header"
-    validator = RequestValidator(token)
     algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER))
+    if algorithm.upper() not in (HMAC_SHA1, HMAC_SHA256):
+        return f"unsupported signature algorithm {algorithm!r}"
+    validator = RequestValidator(token)
     urls = _candidate_urls()
+    # The exact URL first (one HMAC each); the validator's with/without-port variants only if
+    # that fails, since Twilio is inconsistent about default ports.
+    for url in urls:
+        if hmac.compare_digest(validator.compute_signature(url, request.form, algorithm), signature):
+            return None
     if any(validator.validate(url, request.form, signature, algorithm) for url in urls):
         return None
     return f"signature matches none of {', '.join(urls)}"
@@ -74,15 +83,20 @@ def _bad_request(reason: str) -> Response:
     return Response(f"Bad request: {reason}\n", 400, mimetype="text/plain")
 
 
+_DELIVERIES = Delivery.__table__
+_BY_ID = select(_DELIVERIES.c.id, _DELIVERIES.c.external_message_id).where(_DELIVERIES.c.id == bindparam("p_id"))
+_BY_SID = select(_DELIVERIES.c.id, _DELIVERIES.c.external_message_id).where(
+    _DELIVERIES.c.external_message_id == bindparam("p_sid"))
+
+
 def _find_delivery(delivery_ref: int | None, sid: str) -> tuple[int, str | None] | None:
-    """(id, stored SID) of the delivery the callback is about: by our id from the URL, else by SID."""
-    if delivery_ref is not None:
-        row = db.session.execute(
-            select(Delivery.id, Delivery.external_message_id).where(Delivery.id == delivery_ref)).first()
-        if row is not None:
-            return row.id, row.external_message_id
-    row = db.session.execute(
-        select(Delivery.id, Delivery.external_message_id).where(Delivery.external_message_id == sid)).first()
+    """(id, stored SID) of the delivery the callback is about: by our id from the URL, else by SID.
+
+    Prebuilt core statements on the session's connection: this runs for every callback."""
+    connection = db.session.connection()
+    row = connection.execute(_BY_ID, {"p_id": delivery_ref}).first() if delivery_ref is not None else None
+    if row is None:
+        row = connection.execute(_BY_SID, {"p_sid": sid}).first()
     return (row.id, row.external_message_id) if row is not None else None
 
 
