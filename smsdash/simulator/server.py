@@ -74,12 +74,12 @@ class Simulator:
         return self
 
     def shutdown(self) -> None:
+        """Release hung requests, stop the callback player, close the listening socket."""
         self._release.set()
         self.player.stop()
-        if self._server is not None:
-            if self._thread is not None:
-                self._server.shutdown()
-                self._thread.join(timeout=5)
+        if self._server is not None and self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
             self._server.server_close()
 
     @property
