@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import hmac
 import logging
+from datetime import timedelta
+
+import click
 
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy import bindparam, select
@@ -21,7 +24,7 @@ from .callbacks import MalformedCallback, StatusCallback, parse_status_callback
 from .extensions import csrf, db
 from .models import Delivery
 from .optouts import lift_opt_out, record_opt_out
-from .pending import apply_pending, keep_pending
+from .pending import apply_pending, keep_pending, unmatched
 from .public_url import public_base_url
 
 log = logging.getLogger(__name__)
@@ -170,3 +173,18 @@ def inbound() -> Response:
         log.info("Inbound %s from a recipient: opt-out %s", keyword,
                  "recorded" if keyword in STOP_WORDS else "lifted")
     return Response(EMPTY_TWIML, 200, mimetype="text/xml")
+
+
+@bp.cli.command("pending")
+@click.option("--older-than", default=10, show_default=True, help="Minutes an entry has waited.")
+def pending_command(older_than: int) -> None:
+    """List status callbacks that still match no delivery (`flask --app wsgi webhooks pending`).
+
+    Entries that wait long are callbacks for messages this app did not send (another app on the
+    same Twilio account or Messaging Service) or whose send job died before storing the SID.
+    """
+    entries = unmatched(timedelta(minutes=older_than))
+    for entry in entries:
+        click.echo(f"{entry.received_at:%Y-%m-%d %H:%M:%S} UTC  {entry.message_sid}  {entry.status}  "
+                   f"to {entry.payload.get('To', '?')}")
+    click.echo(f"{len(entries)} unmatched callback(s) older than {older_than} min.")

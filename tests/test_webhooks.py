@@ -296,3 +296,13 @@ def test_21610_failure_records_an_opt_out(app: Flask, post_signed: Post, make_de
     assert delivery_row(app, delivery_id).status == "failed"
     with app.app_context():
         assert is_opted_out(RECIPIENT, OUR_NUMBER)
+
+
+def test_operators_can_list_old_unmatched_callbacks(app: Flask, post_signed: Post) -> None:
+    assert post_signed(STATUS, callback_params(SID, "delivered", To=RECIPIENT)).status_code == 200
+    result = app.test_cli_runner().invoke(args=["webhooks", "pending", "--older-than", "0"])
+    assert result.exit_code == 0, result.output
+    assert f"{SID}  delivered  to {RECIPIENT}" in result.output
+    assert "1 unmatched callback(s) older than 0 min." in result.output
+    recent = app.test_cli_runner().invoke(args=["webhooks", "pending"])
+    assert SID not in recent.output and "0 unmatched" in recent.output
