@@ -172,3 +172,14 @@ def test_configure_webhooks_refuses_a_base_url_twilio_cannot_use(twilio_app: Fla
     code, output = _configure(twilio_app, base)
     assert code == 2 and words in output, output
     assert service.status_callback == before
+
+
+def test_configure_webhooks_without_credentials_says_what_to_set(app: Flask) -> None:
+    code, output = _configure(app, "https://hooks.example.com")
+    assert code == 1 and "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must both be set" in output
+
+
+def test_configure_webhooks_reports_a_messaging_service_twilio_does_not_have(twilio_app: Flask) -> None:
+    twilio_app.config["TWILIO_MESSAGING_SERVICE_SID"] = "MG" + "0" * 32
+    code, output = _configure(twilio_app, "https://hooks.example.com")
+    assert code == 1 and "Twilio error 20404" in output and "twilio check" in output
