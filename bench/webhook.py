@@ -216,7 +216,7 @@ def paced(port: int, callbacks: list[tuple[str, str, str]], rate: float, seconds
                 statuses[response.status] = statuses.get(response.status, 0) + 1
         conn.close()
 
-    threads = [threading.Thread(target=worker) for _ in range(64)]
+    threads = [threading.Thread(target=worker) for _ in range(16)]
     for thread in threads:
         thread.start()
     for thread in threads:

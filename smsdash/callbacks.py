@@ -53,7 +53,7 @@ def carrier_time(raw: str | None) -> datetime | None:
     It is the carrier's own clock, so a value we cannot read is dropped rather than refused:
     the callback's status still matters more than its timestamp.
     """
-    if not raw or not raw.isdigit() or len(raw) not in (10, 12):
+    if not raw or not raw.isascii() or not raw.isdigit() or len(raw) not in (10, 12):
         return None
     try:
         return datetime.strptime(raw, "%y%m%d%H%M%S" if len(raw) == 12 else "%y%m%d%H%M").replace(
@@ -64,7 +64,7 @@ def carrier_time(raw: str | None) -> datetime | None:
 
 def _error_code(raw: str | None) -> int | None:
     raw = (raw or "").strip()
-    return int(raw) if raw.isdigit() and int(raw) != 0 else None
+    return int(raw) if raw.isascii() and raw.isdigit() and int(raw) != 0 else None
 
 
 def parse_status_callback(params: Mapping[str, str]) -> StatusCallback:

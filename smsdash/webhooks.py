@@ -118,6 +118,13 @@ def _keep_until_known(callback: StatusCallback) -> None:
         db.session.commit()
 
 
+def _delivery_ref(raw: str | None) -> int | None:
+    """Our delivery id from the callback URL's `d`, if it is one (ASCII digits, fits an INTEGER)."""
+    if raw and raw.isascii() and raw.isdigit() and int(raw) < 2**31:
+        return int(raw)
+    return None
+
+
 def _sender(params: dict[str, str]) -> str:
     return params.get("MessagingServiceSid") or params.get("From") or ""
 
@@ -133,10 +140,11 @@ def status() -> Response:
     except MalformedCallback as exc:
         return _bad_request(str(exc))
     raw_ref = request.args.get("d")
-    if raw_ref is not None and not raw_ref.isdigit():
+    delivery_ref = _delivery_ref(raw_ref)
+    if raw_ref is not None and delivery_ref is None:
         return _bad_request(f"delivery id {raw_ref!r} is not a number")
 
-    found = _find_delivery(int(raw_ref) if raw_ref else None, callback.sid)
+    found = _find_delivery(delivery_ref, callback.sid)
     if found is None:
         _keep_until_known(callback)
         return Response("", 200)
@@ -145,7 +153,7 @@ def status() -> Response:
     if stored_sid is None:
         apply_pending(delivery_id, callback.sid)
     if callback.error_code == OPTED_OUT_CODE and callback.payload.get("To"):
-        record_opt_out(callback.payload["To"], _sender(callback.payload), f"twilio-{OPTED_OUT_CODE}")
+        record_opt_out(callback.payload["To"], _sender(callback.payload), f"twilio_{OPTED_OUT_CODE}")
     db.session.commit()
     return Response("", 200)
 

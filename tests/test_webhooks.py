@@ -188,6 +188,8 @@ def test_undelivered_30003_shows_its_explanation(app: Flask, post_signed: Post,
     ({"MessageStatus": "sent"}, {}),
     (callback_params(SID, "teleported"), {}),
     (callback_params(SID, "sent"), {"d": "1; drop table"}),
+    (callback_params(SID, "sent"), {"d": "99999999999999999999"}),
+    (callback_params(SID, "sent"), {"d": "\u00b2"}),
 ])
 def test_malformed_callback_is_a_400_and_applies_nothing(
         app: Flask, post_signed: Post, make_delivery: Callable[..., int],
