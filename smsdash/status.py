@@ -143,6 +143,7 @@ def apply_status(
     params: dict[str, Any] = {"p_id": delivery_id, "p_now": now, "p_when": occurred_at or now}
     if with_error:
         params.update(p_error_code=error_code, p_error_message=error_message)
+    db.session.flush()  # core statements skip the ORM's autoflush; pending ORM changes go first
     connection = db.session.connection()
     result = connection.execute(_move_statement(status, with_error), params)
     if sid:

@@ -59,6 +59,7 @@ def record_event(
         "payload": payload,
         "dedupe_key": dedupe_key,
     }
+    db.session.flush()  # core statements skip the ORM's autoflush; pending ORM changes go first
     connection = db.session.connection()
     statement = _insert_statement(connection.dialect.name, dedupe_key is not None)
     return connection.execute(statement, values).first() is not None

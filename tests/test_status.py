@@ -53,3 +53,19 @@ def test_unknown_status_is_refused(app: Flask, make_delivery: Callable[..., int]
     delivery_id = make_delivery()
     with app.app_context(), pytest.raises(ValueError):
         apply_status(delivery_id, "teleported", source="twilio")
+
+
+def test_pending_orm_changes_are_flushed_before_the_move(app: Flask, make_delivery: Callable[..., int]) -> None:
+    """A caller that changed the delivery through the ORM must not have that change written
+    after (and over) the state machine's UPDATE."""
+    from smsdash.models import Delivery
+
+    delivery_id = make_delivery()
+    with app.app_context():
+        delivery = db.session.get(Delivery, delivery_id)
+        assert delivery is not None
+        delivery.status, delivery.attempts = "sending", 1  # e.g. a job claiming it
+        apply_status(delivery_id, "sent", source="job")
+        db.session.commit()
+    row = delivery_row(app, delivery_id)
+    assert (row.status, row.attempts) == ("sent", 1)
