@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Iterator
 from datetime import timedelta
 
 import click
@@ -39,16 +40,18 @@ START_WORDS = frozenset({"START", "UNSTOP", "YES"})
 OPTED_OUT_CODE = 21610
 
 
-def _candidate_urls() -> list[str]:
+def _candidate_urls() -> Iterator[str]:
     """The URLs Twilio may have signed: this path and query on the configured public base (what
-    `status_callback_url` gives Twilio, so first), then the URL as this app sees it."""
-    seen = request.url
+    `status_callback_url` gives Twilio, so first), then the URL as this app sees it (built only
+    when needed: werkzeug's `request.url` is not free)."""
     base = public_base_url(current_app.config)
-    if not base:
-        return [seen]
-    query = request.query_string.decode("latin-1")
-    rebuilt = f"{base}{request.path}" + (f"?{query}" if query else "")
-    return [rebuilt] if rebuilt == seen else [rebuilt, seen]
+    rebuilt = None
+    if base:
+        query = request.query_string.decode("latin-1")
+        rebuilt = f"{base}{request.path}" + (f"?{query}" if query else "")
+        yield rebuilt
+    if request.url != rebuilt:
+        yield request.url
 
 
 def _rejection() -> str | None:
@@ -63,12 +66,12 @@ def _rejection() -> str | None:
     if algorithm.upper() not in (HMAC_SHA1, HMAC_SHA256):
         return f"unsupported signature algorithm {algorithm!r}"
     validator = RequestValidator(token)
-    urls = _candidate_urls()
     # The exact URL first (one HMAC each); the validator's with/without-port variants only if
     # that fails, since Twilio is inconsistent about default ports.
-    for url in urls:
+    for url in _candidate_urls():
         if hmac.compare_digest(validator.compute_signature(url, request.form, algorithm), signature):
             return None
+    urls = list(_candidate_urls())
     if any(validator.validate(url, request.form, signature, algorithm) for url in urls):
         return None
     return f"signature matches none of {', '.join(urls)}"
@@ -130,7 +133,7 @@ def _commit_without_waiting_for_disk() -> None:
     callbacks slow at the tail. Never used for opt-outs: those have no second source.
     """
     if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(_ASYNC_COMMIT)
+        db.session.connection().execute(_ASYNC_COMMIT)
 
 
 def _delivery_ref(raw: str | None) -> int | None:
