@@ -4,8 +4,8 @@ Both are public (no login, no CSRF token) and trusted only through `X-Twilio-Sig
 HMAC of the public URL Twilio called plus the form params. Behind Heroku's router or ngrok the
 app sees plain http and an internal host, so the signature is checked against the URL as seen
 (after ProxyFix, configured by PROXY_FIX_HOPS) and against the same path and query rebuilt on
-BASE_HOST_URL. Twilio retries on errors and treats any 2xx as done, so the handler answers fast:
-the usual callback costs one indexed read, one conditional UPDATE and one event insert.
+BASE_HOST_URL. Twilio treats any 2xx as done and waits for the answer, so the handler answers
+fast: the usual callback costs one indexed read, one conditional UPDATE and one event insert.
 """
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import click
-
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy import bindparam, select, text
 from twilio.request_validator import (HMAC_SHA1, HMAC_SHA256, SIGNATURE_SETTINGS_HEADER, RequestValidator,
