@@ -47,6 +47,18 @@ def batch_timeout(batch_size: int) -> int:
     return int(600 + paced + float(config.get("TWILIO_READ_TIMEOUT") or 15) * 2)
 
 
+def batch_size() -> int:
+    """SEND_BATCH_SIZE rounded up to whole multiples of SEND_CONCURRENCY.
+
+    A batch job ends when its slowest send does; a batch that is not a whole number of "waves"
+    of the worker's pool leaves threads idle through its last wave (100 deliveries on 32 threads
+    take four round trips, the last one with 4 threads busy)."""
+    config = current_app.config
+    size = max(int(config.get("SEND_BATCH_SIZE") or 100), 1)
+    pool = max(int(config.get("SEND_CONCURRENCY") or 1), 1)
+    return -(-size // pool) * pool
+
+
 def batch_job_id(batch: Sequence[int]) -> str:
     """Deterministic: the same deliveries enqueued again (compose retried, the sweeper) reuse
     the job id instead of piling up new jobs."""
@@ -57,8 +69,7 @@ def enqueue_first_attempts(delivery_ids: Sequence[int]) -> int:
     """Enqueue `queued` deliveries in batches of SEND_BATCH_SIZE, many batches per pipeline,
     and mark each enqueued batch's `enqueued_at`. Commits. Returns how many were enqueued; on a
     Redis error it logs and stops, leaving the rest for the sweeper."""
-    size = max(int(current_app.config.get("SEND_BATCH_SIZE") or 100), 1)
-    batches = list(_chunks(sorted(delivery_ids), size))
+    batches = list(_chunks(sorted(delivery_ids), batch_size()))
     queue = get_queue()
     enqueued = 0
     try:

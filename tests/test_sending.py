@@ -288,13 +288,14 @@ def test_unreachable_callback_base_still_sends_and_says_so(send_app: Flask, simu
     assert len(notices) == 1 and "localhost" in notices[0]
 
 
-def test_compose_dedupes_and_enqueues_in_batches(send_app: Flask) -> None:
-    send_app.config["SEND_BATCH_SIZE"] = 2
-    message_id = compose(send_app, ALICE, BOB, ALICE, CAROL)
+def test_compose_dedupes_and_enqueues_in_batches_of_whole_pool_waves(send_app: Flask) -> None:
+    send_app.config.update(SEND_BATCH_SIZE=3, SEND_CONCURRENCY=2)  # batches round up to 4
+    numbers = [f"+1415555{n:04d}" for n in range(400, 410)]
+    message_id = compose(send_app, *numbers, numbers[0])
     with send_app.app_context():
-        assert db.session.get(Message, message_id).recipient_count == 3
+        assert db.session.get(Message, message_id).recipient_count == 10
         jobs = get_queue().get_jobs()
-        assert sorted(len(job.args[0]) for job in jobs) == [1, 2]
+        assert sorted(len(job.args[0]) for job in jobs) == [2, 4, 4]
         assert all(job.id.startswith("send_") for job in jobs)
     assert all(d.enqueued_at is not None for d in deliveries(send_app))
 
