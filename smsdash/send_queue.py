@@ -54,8 +54,8 @@ def batch_size() -> int:
     of the worker's pool leaves threads idle through its last wave (100 deliveries on 32 threads
     take four round trips, the last one with 4 threads busy)."""
     config = current_app.config
-    size = max(int(config.get("SEND_BATCH_SIZE") or 100), 1)
-    pool = max(int(config.get("SEND_CONCURRENCY") or 1), 1)
+    size = max(int(config["SEND_BATCH_SIZE"]), 1)
+    pool = max(int(config["SEND_CONCURRENCY"]), 1)
     return -(-size // pool) * pool
 
 
