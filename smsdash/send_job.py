@@ -25,7 +25,7 @@ from twilio.rest.api.v2010.account.message import MessageInstance
 from . import send_queue
 from .errors import explain
 from .extensions import db
-from .models import Delivery, Event, Message, utcnow
+from .models import Delivery, Event, Message, PendingCallback, utcnow
 from .optouts import opted_out_among, record_opt_out
 from .pending import apply_pending
 from .public_url import public_base_url, status_callback_url, unreachable_reason
@@ -240,7 +240,10 @@ def _send_all(app: Flask, claimed: list[Claimed], counts: dict[str, int]) -> Non
         done, pending = wait(pending, timeout=COMMIT_EVERY_SECONDS, return_when=ALL_COMPLETED)
         if not done:
             continue
-        retries = [r for f in done if (r := _record(futures[f], f.result(), counts)) is not None]
+        outcomes = [(futures[f], f.result()) for f in done]
+        retries = [r for c, result in outcomes if (r := _record(c, result, counts)) is not None]
+        _apply_waiting_callbacks([(c.work.delivery_id, result.message.sid)
+                                  for c, result in outcomes if result.message is not None])
         db.session.commit()
         _schedule(retries)
 
@@ -284,7 +287,22 @@ def _accepted(claimed: Claimed, message: MessageInstance, adopted: bool) -> None
             apply_status(delivery_id, "sent", source="job", sid=message.sid, payload=payload, detail=detail)
     else:
         apply_status(delivery_id, "sent", source="job", sid=message.sid, payload=payload, detail=detail)
-    apply_pending(delivery_id, message.sid)
+
+
+def _apply_waiting_callbacks(accepted: list[tuple[int, str]]) -> None:
+    """Apply the callbacks that arrived for these SIDs before we stored them (the pending inbox).
+
+    Nearly always none wait, so one query asks which SIDs have any, instead of one per delivery."""
+    if not accepted:
+        return
+    waiting = set(db.session.execute(
+        select(PendingCallback.message_sid).distinct()
+        .where(PendingCallback.message_sid.in_([sid for _, sid in accepted]),
+               PendingCallback.applied_at.is_(None))
+    ).scalars())
+    for delivery_id, sid in accepted:
+        if sid in waiting:
+            apply_pending(delivery_id, sid)
 
 
 def _failed(claimed: Claimed, failure: SendFailure, counts: dict[str, int]) -> RetryPlan | None:

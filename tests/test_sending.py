@@ -18,7 +18,7 @@ from twilio.rest import Client
 from smsdash import send_job
 from smsdash.compose import Recipient, compose_message
 from smsdash.extensions import db
-from smsdash.models import Delivery, Event, Message, OptOut
+from smsdash.models import Delivery, Event, Message, OptOut, PendingCallback
 from smsdash.optouts import record_opt_out
 from smsdash.phones import InvalidNumber, normalize
 from smsdash.simulator import Simulator
@@ -246,6 +246,28 @@ def test_a_callback_that_beat_the_job_is_not_undone(send_app: Flask, simulator: 
     steps = [(kind, source) for kind, source, _ in events(send_app, delivery.id)]
     # Twilio's callbacks came first; the job's `sent` is kept last, as history, moving nothing.
     assert steps.index(("delivered", "twilio")) < steps.index(("sent", "job"))
+
+
+def test_callbacks_without_our_delivery_id_wait_in_the_inbox_until_the_job_stores_the_sid(
+        send_app: Flask, simulator: Simulator) -> None:
+    # A Messaging Service's own status callback URL carries no delivery id, and here it fires
+    # before the job has stored the SID: the webhook keeps it pending, the job applies it.
+    config = dict(send_app.config, TWILIO_MESSAGING_SERVICE_SID=simulator.messaging_service_sid,
+                  TWILIO_FROM_NUMBER="", BASE_HOST_URL="")
+    send_app.config.update(config)
+    client = Client(config["TWILIO_ACCOUNT_SID"], config["TWILIO_AUTH_TOKEN"],
+                    http_client=CallbacksBeforeResponse(simulator, config))
+    client.messaging.v1.services(simulator.messaging_service_sid).update(
+        status_callback=f"{PUBLIC_BASE}/webhooks/twilio/status")
+    send_app.extensions["smsdash_twilio_client"] = client
+    compose(send_app, ALICE)
+    burst(send_app)
+    (delivery,) = deliveries(send_app)
+    assert "StatusCallback" not in simulator.messages[0].params
+    assert (delivery.status, delivery.external_message_id) == ("delivered", simulator.messages[0].sid)
+    with send_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(PendingCallback)
+                                 .where(PendingCallback.applied_at.is_(None))) == 0
 
 
 def test_redis_down_during_compose_then_every_delivery_sent_once(send_app: Flask, simulator: Simulator) -> None:
