@@ -10,6 +10,7 @@ from flask.cli import AppGroup
 
 from .compose import Recipient, compose_message
 from .phones import parse_many
+from .segments import MAX_BODY_CHARS
 
 sms = AppGroup("sms", help="Send and inspect SMS from the command line.")
 
@@ -26,6 +27,8 @@ def send_command(numbers: tuple[str, ...], body: str) -> None:
     created, so a typo never sends to half a list."""
     if not body.strip():
         raise click.UsageError("--body must not be empty")
+    if len(body) > MAX_BODY_CHARS:
+        raise click.UsageError(f"--body is {len(body)} characters; Twilio accepts at most {MAX_BODY_CHARS}")
     parsed = parse_many(numbers, current_app.config.get("DEFAULT_PHONE_REGION") or "US")
     if parsed.errors:
         for error in parsed.errors:

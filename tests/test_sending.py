@@ -336,6 +336,8 @@ def test_sms_send_cli_names_every_bad_number_and_creates_nothing(send_app: Flask
         args=["sms", "send", "--to", "12", "--to", "4155550101", "--to", "not-a-number", "--body", "Hi"])
     assert result.exit_code != 0
     assert "'12'" in result.output and "'not-a-number'" in result.output
+    too_long = send_app.test_cli_runner().invoke(args=["sms", "send", "--to", "4155550101", "--body", "x" * 1601])
+    assert too_long.exit_code != 0 and "1600" in too_long.output
     with send_app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Message)) == 0
 
