@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+import redis
 import requests
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 
@@ -42,6 +43,9 @@ def classify(exc: BaseException) -> SendFailure | None:
         return SendFailure(True, None, f"Twilio did not answer in time ({exc})", True)
     if isinstance(exc, requests.exceptions.ConnectionError):
         return SendFailure(True, None, f"the connection to Twilio failed ({exc})", True)
+    if isinstance(exc, redis.RedisError):
+        # Only the send-rate limiter talks to Redis before the create, so nothing was sent.
+        return SendFailure(True, None, f"the send-rate limiter could not reach Redis ({exc})", False)
     return None
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import random
 
+import redis
 import requests
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 
@@ -47,6 +48,8 @@ def test_network_failures() -> None:
     assert connect is not None and connect.retryable and not connect.may_have_reached
     assert read is not None and read.retryable and read.may_have_reached
     assert dropped is not None and dropped.retryable and dropped.may_have_reached
+    limiter = classify(redis.ConnectionError("Redis is down"))
+    assert limiter is not None and limiter.retryable and not limiter.may_have_reached
     assert classify(ValueError("a bug")) is None
 
 
