@@ -15,6 +15,7 @@ from . import twilio_commands
 from . import reconciler
 from .config import load_config
 from .extensions import csrf, db, htmx, login_manager, migrate
+from .sessions import CookieSessionInterface
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -31,6 +32,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.from_mapping(load_config(app.instance_path))
     app.config.from_mapping(test_config)
+    app.session_interface = CookieSessionInterface()  # skips the signer for cookie-less requests
     if hops := app.config["PROXY_FIX_HOPS"]:  # trust X-Forwarded-* from this many proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)  # type: ignore[method-assign]
 

@@ -65,10 +65,14 @@ def logout() -> Response:
 
 
 def require_login() -> Response | None:
-    """`before_request` gate: every route but the public ones needs an operator session."""
-    if request.endpoint is None or current_user.is_authenticated:
+    """`before_request` gate: every route but the public ones needs an operator session.
+
+    Public routes are let through before `current_user` is touched: loading the session and the
+    user would be wasted work on every Twilio callback."""
+    endpoint = request.endpoint
+    if endpoint is None or endpoint in PUBLIC_ENDPOINTS or request.blueprint in PUBLIC_BLUEPRINTS:
         return None
-    if request.endpoint in PUBLIC_ENDPOINTS or request.blueprint in PUBLIC_BLUEPRINTS:
+    if current_user.is_authenticated:
         return None
     login_url = url_for("auth.login", next=request.full_path.rstrip("?"))
     if request.headers.get("HX-Request"):

@@ -55,9 +55,12 @@ def carrier_time(raw: str | None) -> datetime | None:
     """
     if not raw or not raw.isascii() or not raw.isdigit() or len(raw) not in (10, 12):
         return None
+    # Read by hand, not with strptime: this runs for every callback, and strptime takes a global
+    # lock and looks up the locale each call. Two-digit years as strptime's %y reads them.
+    year = int(raw[0:2])
     try:
-        return datetime.strptime(raw, "%y%m%d%H%M%S" if len(raw) == 12 else "%y%m%d%H%M").replace(
-            tzinfo=timezone.utc)
+        return datetime(year + (2000 if year < 69 else 1900), int(raw[2:4]), int(raw[4:6]), int(raw[6:8]),
+                        int(raw[8:10]), int(raw[10:12] or 0), tzinfo=timezone.utc)
     except ValueError:
         return None
 

@@ -92,16 +92,23 @@ def _timestamps(status: str) -> dict[str, Any]:
     return {}
 
 
+def move_values(status: str, with_error: bool) -> dict[str, Any]:
+    """The SET clause of a move to `status`, bound to `p_now`, `p_when` and (`with_error`)
+    `p_error_code`/`p_error_message`: shared with the webhook's one-statement path on PostgreSQL
+    (known_callback.py), so both paths fill the same columns."""
+    values: dict[str, Any] = {"status": status, "updated_at": bindparam("p_now"), **_timestamps(status)}
+    if with_error:
+        values.update(error_code=bindparam("p_error_code"), error_message=bindparam("p_error_message"))
+    return values
+
+
 @lru_cache(maxsize=None)
 def _move_statement(status: str, with_error: bool) -> Update:
     """The conditional UPDATE for a move to `status`, built once: the webhook runs it for every
     callback, and a prebuilt core statement skips SQLAlchemy's per-call construction work."""
-    values: dict[str, Any] = {"status": status, "updated_at": bindparam("p_now"), **_timestamps(status)}
-    if with_error:
-        values.update(error_code=bindparam("p_error_code"), error_message=bindparam("p_error_message"))
     return (update(_DELIVERIES)
             .where(_DELIVERIES.c.id == bindparam("p_id"), _DELIVERIES.c.status.in_(predecessors(status)))
-            .values(values))
+            .values(move_values(status, with_error)))
 
 
 _STORE_SID = (update(_DELIVERIES)
@@ -109,7 +116,7 @@ _STORE_SID = (update(_DELIVERIES)
               .values(external_message_id=bindparam("p_sid")))
 
 
-def _dedupe_key(source: str, status: str, error_code: int | None) -> str:
+def dedupe_key(source: str, status: str, error_code: int | None) -> str:
     """Twilio and the reconciler observe the same carrier facts, so they share one key space:
     a callback that arrives after the reconciler saw the same status adds no second event."""
     origin = "ext" if source in ("twilio", "reconciler") else source
@@ -156,6 +163,6 @@ def apply_status(
         detail=detail,
         occurred_at=occurred_at,
         payload=payload,
-        dedupe_key=_dedupe_key(source, status, error_code) if dedupe else None,
+        dedupe_key=dedupe_key(source, status, error_code) if dedupe else None,
     )
     return Outcome(moved=result.rowcount == 1, recorded=recorded)

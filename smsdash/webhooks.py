@@ -5,7 +5,8 @@ HMAC of the public URL Twilio called plus the form params. Behind Heroku's route
 app sees plain http and an internal host, so the signature is checked against the URL as seen
 (after ProxyFix, configured by PROXY_FIX_HOPS) and against the same path and query rebuilt on
 BASE_HOST_URL. Twilio treats any 2xx as done and waits for the answer, so the handler answers
-fast: the usual callback costs one indexed read, one conditional UPDATE and one event insert.
+fast: on PostgreSQL the usual callback (a known delivery that has its SID) is one statement in
+one round trip (known_callback.py); the rest take the general path through status.py.
 """
 from __future__ import annotations
 
@@ -13,15 +14,17 @@ import hmac
 import logging
 from collections.abc import Iterator
 from datetime import timedelta
+from functools import lru_cache
 
 import click
 from flask import Blueprint, Response, current_app, request
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, select
 from twilio.request_validator import (HMAC_SHA1, HMAC_SHA256, SIGNATURE_SETTINGS_HEADER, RequestValidator,
                                       get_signature_algorithm)
 
 from .callbacks import MalformedCallback, StatusCallback, parse_status_callback
 from .extensions import csrf, db
+from .known_callback import apply_known
 from .models import Delivery
 from .optouts import lift_opt_out, record_opt_out
 from .pending import apply_pending, keep_pending, unmatched
@@ -53,6 +56,12 @@ def _candidate_urls() -> Iterator[str]:
         yield request.url
 
 
+@lru_cache(maxsize=4)
+def _validator(token: str) -> RequestValidator:
+    """One validator per auth token (it only holds the token), not one per request."""
+    return RequestValidator(token)
+
+
 def _rejection() -> str | None:
     """Why this request is not provably from Twilio, or None when its signature is valid."""
     token = current_app.config.get("TWILIO_AUTH_TOKEN") or ""
@@ -64,7 +73,7 @@ def _rejection() -> str | None:
     algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER))
     if algorithm.upper() not in (HMAC_SHA1, HMAC_SHA256):
         return f"unsupported signature algorithm {algorithm!r}"
-    validator = RequestValidator(token)
+    validator = _validator(token)
     # The exact URL first (one HMAC each); the validator's with/without-port variants only if
     # that fails, since Twilio is inconsistent about default ports.
     for url in _candidate_urls():
@@ -120,21 +129,6 @@ def _keep_until_known(callback: StatusCallback) -> None:
         db.session.commit()
 
 
-_ASYNC_COMMIT = text("SET LOCAL synchronous_commit TO OFF")
-
-
-def _commit_without_waiting_for_disk() -> None:
-    """On PostgreSQL, let this transaction's COMMIT return before its WAL reaches the disk.
-
-    A database crash in the next fraction of a second could then lose this callback's effect,
-    which the reconciler repairs (it re-fetches deliveries left non-final from Twilio); in
-    exchange the answer never waits on a slow or busy disk, which is what made Twilio's
-    callbacks slow at the tail. Never used for opt-outs: those have no second source.
-    """
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.connection().execute(_ASYNC_COMMIT)
-
-
 def _delivery_ref(raw: str | None) -> int | None:
     """Our delivery id from the callback URL's `d`, if it is one (ASCII digits, fits an INTEGER)."""
     if raw and raw.isascii() and raw.isdigit() and int(raw) < 2**31:
@@ -161,8 +155,10 @@ def status() -> Response:
     if raw_ref is not None and delivery_ref is None:
         return _bad_request(f"delivery id {raw_ref!r} is not a number")
 
-    if callback.error_code != OPTED_OUT_CODE:
-        _commit_without_waiting_for_disk()
+    engine = db.engine
+    if (engine.dialect.name == "postgresql" and callback.error_code != OPTED_OUT_CODE
+            and apply_known(engine, callback, delivery_ref) is not None):
+        return Response("", 200)  # committed: the usual case, in one round trip
     found = _find_delivery(delivery_ref, callback.sid)
     if found is None:
         _keep_until_known(callback)
