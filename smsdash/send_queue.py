@@ -9,6 +9,7 @@ twice is harmless: the send job claims it with a conditional UPDATE, so only one
 from __future__ import annotations
 
 import logging
+import math
 from datetime import timedelta
 from typing import Iterator, Sequence
 
@@ -32,6 +33,8 @@ RESULT_TTL = 600
 # A delivery committed this recently may still be on its way into Redis from compose.
 SWEEP_GRACE_SECONDS = 10.0
 SWEEP_LIMIT = 10_000
+# With SEND_RATE_PER_SECOND set, a batch holds about this many seconds of sends.
+PACED_JOB_SECONDS = 10
 
 
 def _chunks(items: Sequence[int], size: int) -> Iterator[list[int]]:
@@ -48,13 +51,19 @@ def batch_timeout(batch_size: int) -> int:
 
 
 def batch_size() -> int:
-    """SEND_BATCH_SIZE rounded up to whole multiples of SEND_CONCURRENCY.
+    """SEND_BATCH_SIZE rounded up to whole multiples of SEND_CONCURRENCY (or, when a sender rate
+    paces the sends, about PACED_JOB_SECONDS of them).
 
     A batch job ends when its slowest send does; a batch that is not a whole number of "waves"
     of the worker's pool leaves threads idle through its last wave (100 deliveries on 32 threads
     take four round trips, the last one with 4 threads busy)."""
     config = current_app.config
     size = max(int(config["SEND_BATCH_SIZE"]), 1)
+    rate = config.get("SEND_RATE_PER_SECOND")
+    if rate:
+        # Paced sends make long jobs; keep each to ~10 s so a worker told to stop (Heroku allows
+        # 30 s) finishes its job instead of being killed mid-send.
+        return max(1, min(size, math.ceil(float(rate) * PACED_JOB_SECONDS)))
     pool = max(int(config["SEND_CONCURRENCY"]), 1)
     return -(-size // pool) * pool
 

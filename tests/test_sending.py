@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from smsdash import send_job
+from smsdash import send_job, send_queue
 from smsdash.compose import Recipient, compose_message
 from smsdash.extensions import db
 from smsdash.models import Delivery, Event, Message, OptOut, PendingCallback
@@ -296,6 +296,8 @@ def test_rate_limit_keeps_every_one_second_window_at_or_under_the_rate(send_app:
     assert len(times) == 25
     busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
     assert busiest <= 10
+    with send_app.app_context():  # paced jobs stay short: about 10 s of sends each
+        assert send_queue.batch_size() == 100
     assert times[-1] - times[0] >= 2.0  # paced, not refused: all 25 went out
 
 
