@@ -2,6 +2,7 @@
 general path. Both must leave the same rows, so these tests run on either database."""
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -13,7 +14,7 @@ from werkzeug.test import TestResponse
 from smsdash.callbacks import parse_status_callback
 from smsdash.extensions import db
 from smsdash.known_callback import apply_known
-from tests.fixtures_webhooks import callback_params, delivery_row, events_of
+from tests.fixtures_webhooks import AUTH_TOKEN, PUBLIC_BASE, callback_params, delivery_row, events_of, sign
 
 STATUS = "/webhooks/twilio/status"
 SID = "SM" + "e" * 32
@@ -52,6 +53,41 @@ def test_a_failure_records_its_code_meaning_and_time(app: Flask, post_signed: Po
     assert delivery.error_message and delivery.failed_at is not None and delivery.delivered_at is None
     [event] = events_of(app, delivery_id)
     assert (event.event_type, event.error_code, event.dedupe_key) == ("failed", 30006, "ext:failed:30006")
+
+
+def test_50_concurrent_callbacks_for_a_known_delivery(app: Flask, make_delivery: Callable[..., int]) -> None:
+    """All at once, repeated and out of order, for a delivery that has its SID (on PostgreSQL every
+    one takes the one-statement path): the highest status wins and each status is one event."""
+    app.config["TWILIO_AUTH_TOKEN"] = AUTH_TOKEN
+    delivery_id = make_delivery(status="queued", sid=SID)
+    statuses = ["sent", "delivered", "sending", "read", "delivered"] * 10
+    url = f"{PUBLIC_BASE}{STATUS}?d={delivery_id}"
+    answers: list[int] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(statuses))
+
+    def deliver(status: str) -> None:
+        try:
+            params = callback_params(SID, status)
+            with app.app_context():
+                client = app.test_client()
+                start.wait()
+                answers.append(client.post(f"{STATUS}?d={delivery_id}", data=params,
+                                           headers={"X-Twilio-Signature": sign(url, params)}).status_code)
+                db.session.remove()
+        except BaseException as exc:  # surfaced below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=(s,)) for s in statuses]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    assert answers == [200] * len(statuses)
+    delivery = delivery_row(app, delivery_id)
+    assert delivery.status == "read" and delivery.sent_at is not None and delivery.delivered_at is not None
+    assert sorted(e.event_type for e in events_of(app, delivery_id)) == ["delivered", "read", "sending", "sent"]
 
 
 @pytest.fixture
