@@ -192,3 +192,17 @@ def test_group_crud_and_membership(app: Flask, logged_in: FlaskClient) -> None:
     with app.app_context():
         assert db.session.get(Group, group_id) is None
     assert _contacts(app) == {"+14155550101": "Ada"}
+
+
+def test_a_name_never_reaches_a_script_in_the_delete_confirmations(app: Flask, logged_in: FlaskClient) -> None:
+    """HTML-escaping does not protect a JavaScript string inside an attribute (the browser unescapes
+    the attribute first), so the question sits in data-confirm and the handler only reads it."""
+    name = "x');alert(1);//"
+    contact_id = _add(app, name, "+14155550101", "Club');alert(2);//")
+    pages = [logged_in.get(path).get_data(as_text=True)
+             for path in ("/contacts", f"/contacts/{contact_id}/edit", "/groups")]
+    for html in pages:
+        assert "confirm('" not in html
+    assert 'data-confirm="Delete x&#39;);alert(1);//?"' in pages[0]
+    assert 'data-confirm="Delete x&#39;);alert(1);//?"' in pages[1]
+    assert 'data-confirm="Delete the group Club&#39;);alert(2);//? Its contacts are kept."' in pages[2]
