@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Sequence
 
@@ -191,10 +191,17 @@ def _claim(works: Sequence[Work], counts: dict[str, int]) -> list[Claimed]:
                                 "statuses arrive only when the reconciler asks Twilio")
     db.session.commit()
     return [
-        Claimed(by_id[r.id], r.to_number, r.body, won[r.id], r.created_at,
+        Claimed(_reopened_looks_first(by_id[r.id], won[r.id]), r.to_number, r.body, won[r.id], r.created_at,
                 status_callback_url(config, r.id))
         for r in rows if r.id in won
     ]
+
+
+def _reopened_looks_first(work: Work, attempts: int) -> Work:
+    """A first-attempt claim of a delivery that was attempted before is an operator's Retry of a
+    failure (retry_delivery reopens it as `queued`). Its last attempt may have timed out after
+    Twilio accepted it, so it looks for that message before creating another."""
+    return replace(work, verify=True) if work.expected_attempts is None and attempts > 1 else work
 
 
 # --- sending ------------------------------------------------------------------------------

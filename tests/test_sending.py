@@ -189,6 +189,26 @@ def test_transient_errors_give_up_after_max_attempts_and_retry_button_starts_ove
     assert len(simulator.messages) == 1
 
 
+def test_retry_button_after_a_last_attempt_that_timed_out_adopts_what_twilio_has(
+        send_app: Flask, simulator: Simulator) -> None:
+    send_app.config["SEND_MAX_ATTEMPTS"] = 1
+    simulator.set_knobs(timeout_rate=1.0, timeout_mode="close")
+    compose(send_app, ALICE)
+    burst(send_app)
+    (delivery,) = deliveries(send_app)
+    assert (delivery.status, delivery.external_message_id) == ("failed", None)
+    assert len(simulator.messages) == 1  # Twilio has it; we never heard back
+    assert send_job.can_retry(delivery)
+
+    simulator.set_knobs(timeout_rate=0.0)
+    with send_app.app_context():
+        assert send_job.retry_delivery(delivery.id) is True
+    burst(send_app)
+    (after,) = deliveries(send_app)
+    assert len(simulator.messages) == 1
+    assert (after.status, after.external_message_id) == ("sent", simulator.messages[0].sid)
+
+
 def test_opted_out_numbers_are_never_sent(send_app: Flask, simulator: Simulator) -> None:
     with send_app.app_context():
         record_opt_out(ALICE, "", source="test")
