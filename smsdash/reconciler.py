@@ -21,7 +21,7 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import click
 import redis
@@ -31,6 +31,7 @@ from sqlalchemy import and_, func, or_, select, update
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from . import periodic
+from .chunks import chunks
 from .errors import explain
 from .extensions import db
 from .models import Delivery, Message, utcnow
@@ -185,7 +186,7 @@ def _run(config: Mapping[str, Any], message_id: int | None, report: Report,
     pace = _Pace(config.get("RECONCILE_RATE_PER_SECOND"))
     batch_size = max(int(config["RECONCILE_BATCH_SIZE"]), 1)
     try:
-        for batch in _batches(_due_with_sid(config, ages, message_id), batch_size):
+        for batch in chunks(_due_with_sid(config, ages, message_id), batch_size):
             for delivery in batch:
                 pace.wait()
                 _reconcile_one(delivery, ages, report)
@@ -212,11 +213,6 @@ def _note_unsent(message_id: int, report: Report) -> None:
         report.notes.append(f"{waiting} deliveries have no Twilio SID yet (queued, or being sent): "
                             "the worker sends them; a `sending` one is checked at Twilio once it is "
                             "older than RECONCILE_STUCK_SENDING_SECONDS")
-
-
-def _batches(rows: Sequence[Target], size: int) -> Iterator[Sequence[Target]]:
-    for start in range(0, len(rows), size):
-        yield rows[start:start + size]
 
 
 def _due_with_sid(config: Mapping[str, Any], ages: Ages, message_id: int | None) -> list[Target]:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import math
 from datetime import timedelta
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import redis
 from flask import current_app
 from rq import Queue
 from sqlalchemy import select, update
 
+from .chunks import chunks
 from .extensions import db
 from .models import Delivery, utcnow
 from .worker import get_queue
@@ -35,11 +36,6 @@ SWEEP_GRACE_SECONDS = 10.0
 SWEEP_LIMIT = 10_000
 # With SEND_RATE_PER_SECOND set, a batch holds about this many seconds of sends.
 PACED_JOB_SECONDS = 10
-
-
-def _chunks(items: Sequence[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(items), size):
-        yield list(items[start:start + size])
 
 
 def batch_timeout(batch_size: int) -> int:
@@ -78,11 +74,11 @@ def enqueue_first_attempts(delivery_ids: Sequence[int]) -> int:
     """Enqueue `queued` deliveries in batches of SEND_BATCH_SIZE, many batches per pipeline,
     and mark each enqueued batch's `enqueued_at`. Commits. Returns how many were enqueued; on a
     Redis error it logs and stops, leaving the rest for the sweeper."""
-    batches = list(_chunks(sorted(delivery_ids), batch_size()))
+    batches = list(chunks(sorted(delivery_ids), batch_size()))
     queue = get_queue()
     enqueued = 0
     try:
-        for group in _chunks_of_batches(batches, BATCHES_PER_PIPELINE):
+        for group in chunks(batches, BATCHES_PER_PIPELINE):
             _enqueue_group(queue, group)
             ids = [i for batch in group for i in batch]
             db.session.execute(
@@ -100,12 +96,7 @@ def enqueue_first_attempts(delivery_ids: Sequence[int]) -> int:
     return enqueued
 
 
-def _chunks_of_batches(batches: list[list[int]], size: int) -> Iterator[list[list[int]]]:
-    for start in range(0, len(batches), size):
-        yield batches[start:start + size]
-
-
-def _enqueue_group(queue: Queue, group: list[list[int]]) -> None:
+def _enqueue_group(queue: Queue, group: Sequence[Sequence[int]]) -> None:
     jobs = [
         Queue.prepare_data(SEND_BATCH, args=(batch,), job_id=batch_job_id(batch),
                            timeout=batch_timeout(len(batch)), result_ttl=RESULT_TTL,
