@@ -93,8 +93,16 @@ class Supervisor:
                 proc.wait()
 
     def watch(self) -> int:
-        """Block until a child exits (an error) or a signal asks us to stop."""
+        """Block until a child exits (an error), a signal asks us to stop, or our parent dies.
+
+        `make run` is our parent: a SIGTERM sent to make alone ends make but not us, so a
+        change of parent means whoever started us is gone and everything should stop.
+        """
+        parent = os.getppid()
         while not self.stopping:
+            if os.getppid() != parent:
+                print("[run] the process that started us has exited; stopping", flush=True)
+                return 1
             for proc in self.children:
                 if proc.poll() is not None:
                     print(f"[run] {proc.args[0]} exited with code {proc.returncode}; stopping", flush=True)
