@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired, FileSize
-from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy import Select, delete, func, select
 from werkzeug.wrappers import Response
 from wtforms import SelectMultipleField, StringField, ValidationError, widgets
 from wtforms.validators import DataRequired, Length
@@ -19,6 +19,7 @@ from .models import Contact, Group, group_members
 from .optouts import opted_out_among
 from .pagination import page_number, paginate
 from .phones import InvalidNumber, normalize
+from .search import name_or_number
 from .sending import sender_identity
 
 bp = Blueprint("contacts", __name__)
@@ -90,14 +91,8 @@ def _group_or_404(group_id: int) -> Group:
 def search_contacts(q: str) -> Select[tuple[Contact]]:
     """Contacts whose name or phone contains `q` (digits in `q` also match the phone's digits)."""
     stmt = select(Contact).order_by(func.lower(Contact.name), Contact.id)
-    q = q.strip()
-    if q:
-        digits = "".join(ch for ch in q if ch.isdigit())
-        terms = [func.lower(Contact.name).contains(q.lower(), autoescape=True)]
-        if digits:
-            terms.append(Contact.phone.contains(digits, autoescape=True))
-        stmt = stmt.where(or_(*terms))
-    return stmt
+    matches = name_or_number(Contact.name, Contact.phone, q)
+    return stmt if matches is None else stmt.where(matches)
 
 
 @bp.get("/contacts")

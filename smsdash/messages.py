@@ -11,7 +11,7 @@ import io
 from typing import Iterator
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 
 from .errors import explain
@@ -19,6 +19,7 @@ from .extensions import db
 from .models import Contact, Delivery, Message
 from .pagination import Page, page_number, paginate
 from .rollup import COUNTERS, Rollup, rollup, rollups
+from .search import name_or_number
 from .send_job import can_retry, retry_delivery
 from .timeline_view import events_for, steps
 
@@ -84,14 +85,8 @@ def _deliveries(message_id: int, status: str, q: str) -> Select[tuple[Delivery, 
             .where(Delivery.message_id == message_id).order_by(Delivery.id))
     if status:
         stmt = stmt.where(Delivery.status.in_(FILTER_STATUSES.get(status, (status,))))
-    q = q.strip()
-    if q:
-        digits = "".join(ch for ch in q if ch.isdigit())
-        terms = [func.lower(Contact.name).contains(q.lower(), autoescape=True)]
-        if digits:
-            terms.append(Delivery.to_number.contains(digits, autoescape=True))
-        stmt = stmt.where(or_(*terms))
-    return stmt
+    matches = name_or_number(Contact.name, Delivery.to_number, q)
+    return stmt if matches is None else stmt.where(matches)
 
 
 def _page_of_deliveries(message_id: int, up: Rollup, status: str, q: str) -> Page[tuple[Delivery, str | None]]:
