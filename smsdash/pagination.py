@@ -47,11 +47,14 @@ def page_number() -> int:
     return max(1, request.args.get("page", 1, type=int) or 1)
 
 
-def paginate(stmt: Select[Any], page: int, per_page: int, *, scalars: bool = True) -> Page[Any]:
-    """Run `stmt` for one page; a page past the end shows the last page instead of nothing."""
-    total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    pages = max(1, -(-total // per_page))
-    page = min(page, pages)
+def paginate(stmt: Select[Any], page: int, per_page: int, *, scalars: bool = True,
+             total: int | None = None) -> Page[Any]:
+    """Run `stmt` for one page; a page past the end shows the last page instead of nothing.
+
+    A caller that already knows how many rows `stmt` yields passes `total` and saves the COUNT."""
+    if total is None:
+        total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    page = min(page, Page([], page, per_page, total).pages)
     query = stmt.limit(per_page).offset((page - 1) * per_page)
     result = db.session.execute(query)
     items = list(result.scalars() if scalars else result.all())
