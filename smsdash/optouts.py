@@ -6,12 +6,12 @@ All functions run in the caller's transaction; the caller commits.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Iterable
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from .extensions import db
+from .insert_or_ignore import insert_or_ignore
 from .models import OptOut, utcnow
 
 ALL_SENDERS = ""
@@ -47,15 +47,10 @@ def record_opt_out(phone: str, sender: str, source: str) -> bool:
     21610 from the send job) records once and neither fails. RETURNING tells whether a row went
     in: through the ORM session an INSERT's rowcount is -1 on PostgreSQL.
     """
-    values: dict[str, Any] = {"phone": phone, "sender": sender, "source": source, "created_at": utcnow()}
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        stmt: Any = postgresql.insert(OptOut).values(**values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(OptOut).values(**values).on_conflict_do_nothing()
-    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-        raise RuntimeError(f"unsupported database dialect {dialect}")
-    return db.session.execute(stmt.returning(OptOut.id)).first() is not None
+    table = OptOut.__table__
+    stmt = insert_or_ignore(table, db.session.get_bind().dialect.name).values(
+        phone=phone, sender=sender, source=source, created_at=utcnow())
+    return db.session.execute(stmt.returning(table.c.id)).first() is not None
 
 
 def lift_opt_out(phone: str, sender: str) -> bool:

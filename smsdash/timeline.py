@@ -6,9 +6,9 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import insert
-from sqlalchemy.dialects import postgresql, sqlite
 
 from .extensions import db
+from .insert_or_ignore import insert_or_ignore
 from .models import Event, utcnow
 
 SOURCES = frozenset({"app", "job", "twilio", "reconciler"})
@@ -20,13 +20,8 @@ def _insert_statement(dialect: str, once: bool) -> Any:
     """The event INSERT, built once: a core statement (no ORM bookkeeping; the webhook runs it
     for every callback), "on conflict do nothing" when it must record once, and RETURNING to
     tell whether a row went in (an INSERT's rowcount is not reliable across drivers)."""
-    if not once:
-        return insert(_EVENTS).returning(_EVENTS.c.id)
-    if dialect == "postgresql":
-        return postgresql.insert(_EVENTS).on_conflict_do_nothing().returning(_EVENTS.c.id)
-    if dialect == "sqlite":
-        return sqlite.insert(_EVENTS).on_conflict_do_nothing().returning(_EVENTS.c.id)
-    raise RuntimeError(f"unsupported database dialect {dialect}")  # pragma: no cover
+    statement = insert_or_ignore(_EVENTS, dialect) if once else insert(_EVENTS)
+    return statement.returning(_EVENTS.c.id)
 
 
 def record_event(
