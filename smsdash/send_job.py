@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import redis
 from flask import Flask, current_app
@@ -101,8 +102,13 @@ def run(works: Sequence[Work]) -> dict[str, int]:
     return counts
 
 
-def _bump(counts: dict[str, int], key: str, n: int = 1) -> None:
-    counts[key] = counts.get(key, 0) + n
+def _bump(counts: dict[str, int], key: str) -> None:
+    counts[key] = counts.get(key, 0) + 1
+
+
+def _max_tries(config: Mapping[str, Any]) -> int:
+    """SEND_MAX_ATTEMPTS as the events say it ("attempt 2 of 5") and the retry decision uses it."""
+    return int(config.get("SEND_MAX_ATTEMPTS") or 1)
 
 
 # --- claiming -----------------------------------------------------------------------------
@@ -176,7 +182,7 @@ def _claim(works: Sequence[Work], counts: dict[str, int]) -> list[Claimed]:
         db.session.commit()
         return []
     config = current_app.config
-    max_tries = int(config.get("SEND_MAX_ATTEMPTS") or 1)
+    max_tries = _max_tries(config)
     db.session.execute(insert(Event), [
         {"delivery_id": delivery_id, "event_type": "sending", "source": "job", "received_at": now,
          "detail": f"attempt {by_id[delivery_id].try_number} of {max_tries}",
@@ -288,11 +294,8 @@ def _accepted(claimed: Claimed, message: MessageInstance, adopted: bool) -> None
     detail = ("Twilio already had this message from an attempt that timed out; "
               "adopted it instead of sending again") if adopted else None
     payload = {"sid": message.sid, "twilio_status": message.status, "attempt": claimed.attempts}
-    if adopted:
-        # A SID another delivery already holds would break the unique key; keep the batch safe.
-        with db.session.begin_nested():
-            apply_status(delivery_id, "sent", source="job", sid=message.sid, payload=payload, detail=detail)
-    else:
+    # An adopted SID another delivery already holds would break the unique key; keep the batch safe.
+    with db.session.begin_nested() if adopted else nullcontext():
         apply_status(delivery_id, "sent", source="job", sid=message.sid, payload=payload, detail=detail)
 
 
@@ -315,7 +318,7 @@ def _apply_waiting_callbacks(accepted: list[tuple[int, str]]) -> None:
 def _failed(claimed: Claimed, failure: SendFailure, counts: dict[str, int]) -> RetryPlan | None:
     config = current_app.config
     delivery_id = claimed.work.delivery_id
-    max_tries = int(config.get("SEND_MAX_ATTEMPTS") or 1)
+    max_tries = _max_tries(config)
     try_number = claimed.work.try_number
     if failure.retryable and try_number < max_tries:
         delay = backoff_delay(try_number, float(config.get("SEND_RETRY_BASE_SECONDS") or 1.0),
