@@ -122,10 +122,9 @@ def _keep_until_known(callback: StatusCallback) -> None:
     """
     keep_pending(callback.sid, callback.status, callback.payload)
     db.session.commit()
-    found = db.session.execute(
-        select(Delivery.id).where(Delivery.external_message_id == callback.sid)).scalar()
+    found = _find_delivery(None, callback.sid)
     if found is not None:
-        apply_pending(found, callback.sid)
+        apply_pending(found[0], callback.sid)
         db.session.commit()
 
 
