@@ -17,8 +17,18 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# Stoplight Prism for the contract test (tests/test_contract_prism.py), pinned by its lock file.
+PRISM := tests/contract/node_modules/.bin/prism
+
+$(PRISM): tests/contract/package.json tests/contract/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  cd tests/contract && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; \
+	else \
+	  echo "npm not found: the Prism contract test will be skipped (install Node.js to run it)"; \
+	fi
+
 install: $(VENV)/.installed
-install-dev: $(VENV)/.installed-dev
+install-dev: $(VENV)/.installed-dev $(PRISM)
 
 run: install
 	$(BIN)/python -m smsdash.devserver
