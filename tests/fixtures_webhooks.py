@@ -1,6 +1,7 @@
 """Fixtures for the status webhook: deliveries to call back about, and signed Twilio requests."""
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable
 from urllib.parse import urlencode
 
@@ -63,6 +64,36 @@ def post_signed(app: Flask, client: FlaskClient) -> Callable[..., TestResponse]:
         return (via or client).post(f"{path}{qs}", data=params, headers=all_headers)
 
     return post
+
+
+def post_all_at_once(app: Flask, sid: str, delivery_id: int, statuses: list[str]) -> list[int]:
+    """POST a signed status callback for each of `statuses` from its own thread, released together
+    by a barrier so they race in the webhook; return the HTTP answers. A thread's exception is
+    raised here, not lost in the thread."""
+    path = f"/webhooks/twilio/status?d={delivery_id}"
+    answers: list[int] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(statuses))
+
+    def deliver(status: str) -> None:
+        try:
+            params = callback_params(sid, status)
+            with app.app_context():
+                client = app.test_client()
+                start.wait()
+                answers.append(client.post(path, data=params,
+                                           headers={"X-Twilio-Signature": sign(PUBLIC_BASE + path, params)}).status_code)
+                db.session.remove()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=(s,)) for s in statuses]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    return answers
 
 
 def events_of(app: Flask, delivery_id: int) -> list[Event]:

@@ -2,7 +2,6 @@
 general path. Both must leave the same rows, so these tests run on either database."""
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -14,7 +13,8 @@ from werkzeug.test import TestResponse
 from smsdash.callbacks import parse_status_callback
 from smsdash.extensions import db
 from smsdash.known_callback import apply_known
-from tests.fixtures_webhooks import AUTH_TOKEN, PUBLIC_BASE, callback_params, delivery_row, events_of, sign
+from tests.fixtures_webhooks import (AUTH_TOKEN, callback_params, delivery_row, events_of,
+                                     post_all_at_once)
 
 STATUS = "/webhooks/twilio/status"
 SID = "SM" + "e" * 32
@@ -61,29 +61,7 @@ def test_50_concurrent_callbacks_for_a_known_delivery(app: Flask, make_delivery:
     app.config["TWILIO_AUTH_TOKEN"] = AUTH_TOKEN
     delivery_id = make_delivery(status="queued", sid=SID)
     statuses = ["sent", "delivered", "sending", "read", "delivered"] * 10
-    url = f"{PUBLIC_BASE}{STATUS}?d={delivery_id}"
-    answers: list[int] = []
-    errors: list[BaseException] = []
-    start = threading.Barrier(len(statuses))
-
-    def deliver(status: str) -> None:
-        try:
-            params = callback_params(SID, status)
-            with app.app_context():
-                client = app.test_client()
-                start.wait()
-                answers.append(client.post(f"{STATUS}?d={delivery_id}", data=params,
-                                           headers={"X-Twilio-Signature": sign(url, params)}).status_code)
-                db.session.remove()
-        except BaseException as exc:  # surfaced below, not lost in the thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=deliver, args=(s,)) for s in statuses]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors, errors
+    answers = post_all_at_once(app, SID, delivery_id, statuses)
     assert answers == [200] * len(statuses)
     delivery = delivery_row(app, delivery_id)
     assert delivery.status == "read" and delivery.sent_at is not None and delivery.delivered_at is not None

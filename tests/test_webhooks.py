@@ -7,7 +7,6 @@ also exercises the BASE_HOST_URL reconstruction.
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -24,7 +23,8 @@ from smsdash.models import Delivery, Event, OptOut, PendingCallback
 from smsdash.optouts import is_opted_out, opted_out_among
 from smsdash.pending import apply_pending
 from smsdash.sending import sender_identity
-from tests.fixtures_webhooks import AUTH_TOKEN, PUBLIC_BASE, callback_params, delivery_row, events_of, sign
+from tests.fixtures_webhooks import (AUTH_TOKEN, PUBLIC_BASE, callback_params, delivery_row, events_of,
+                                     post_all_at_once, sign)
 
 STATUS = "/webhooks/twilio/status"
 INBOUND = "/webhooks/twilio/inbound"
@@ -207,30 +207,7 @@ def test_50_concurrent_callbacks_leave_a_consistent_state(
     app.config["TWILIO_AUTH_TOKEN"] = AUTH_TOKEN
     delivery_id = make_delivery(status="queued", sid=None)
     statuses = ["sending", "sent", "delivered", "read", "sent"] * 10
-    url = f"{PUBLIC_BASE}{STATUS}?d={delivery_id}"
-    answers: list[int] = []
-    errors: list[BaseException] = []
-    start = threading.Barrier(len(statuses))
-
-    def deliver(status: str) -> None:
-        try:
-            params = callback_params(SID, status)
-            with app.app_context():
-                client = app.test_client()
-                start.wait()
-                response = client.post(f"{STATUS}?d={delivery_id}", data=params,
-                                       headers={"X-Twilio-Signature": sign(url, params)})
-                answers.append(response.status_code)
-                db.session.remove()
-        except BaseException as exc:  # surfaced below, not lost in the thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=deliver, args=(s,)) for s in statuses]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors, errors
+    answers = post_all_at_once(app, SID, delivery_id, statuses)
     assert answers == [200] * len(statuses)
     delivery = delivery_row(app, delivery_id)
     assert (delivery.status, delivery.external_message_id) == ("read", SID)
