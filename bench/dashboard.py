@@ -71,7 +71,7 @@ def prepare_database(pg: str, deliveries: int, noise: int) -> str:
                      " FROM generate_series(1, %s) AS i", (deliveries // 5,))
         # Older messages first (the noise), the benchmarked one last, as in a real table.
         per_noise = 1000
-        for m in range(noise // per_noise):
+        for _ in range(noise // per_noise):
             conn.execute("INSERT INTO comms_messages (body, created_at, recipient_count)"
                          " VALUES ('older', now() - interval '1 day', %s)", (per_noise,))
             conn.execute(

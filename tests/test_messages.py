@@ -136,7 +136,7 @@ def test_poll_answers_204_when_unchanged_and_swaps_what_changed(app: Flask, logg
     final = logged_in.get(new_url + shown).get_data(as_text=True)
     assert 'hx-trigger' not in final.split("</div>")[0]  # the poller comes back without a trigger
     assert 'data-status="failed"' in final
-    assert logged_in.get(f"/messages/99999/poll?v=x").status_code == 404
+    assert logged_in.get("/messages/99999/poll?v=x").status_code == 404
 
 
 def test_timeline_shows_sources_times_gaps_and_error_help(app: Flask, logged_in: FlaskClient) -> None:
