@@ -37,6 +37,7 @@ from typing import Callable, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import cpu_seconds, create_database, drop_database  # noqa: E402 (needs ROOT on sys.path)
 DB_NAME = "smsdash_bench_dashboard"
 SECRET = "bench-dashboard-" + "x" * 32
 EMAIL, PASSWORD = "bench@example.com", "bench-password"
@@ -45,17 +46,9 @@ TARGET_PAGE_MS, TARGET_POLL_MS, TARGET_CPU = 50.0, 5.0, 50.0
 MIX = [("delivered", 55), ("undelivered", 6), ("failed", 4), ("sent", 20), ("sending", 5), ("queued", 10)]
 
 
-def _admin(pg: str, sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{pg}/postgres", autocommit=True) as conn:
-        conn.execute(sql)
-
-
 def prepare_database(pg: str, deliveries: int, noise: int) -> str:
     """Create, migrate and seed the scratch database; returns its URL."""
-    _admin(pg, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-    _admin(pg, f"CREATE DATABASE {DB_NAME}")
+    create_database(pg, DB_NAME)
     url = f"{pg}/{DB_NAME}"
     env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": SECRET}
     subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env,
@@ -167,11 +160,6 @@ def gunicorn(url: str, port: int, threads: int) -> Iterator[int]:
         proc.wait(10)
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def login_cookie(port: int) -> str:
     import requests
 
@@ -272,7 +260,7 @@ def main() -> int:
             loads = [(label, load_phase(url, message_id, poll_url, args, worker_pid, cookie, changes))
                      for label, changes in (("quiet", 0.0), ("busy", args.changes))]
     finally:
-        _admin(args.pg, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        drop_database(args.pg, DB_NAME)
     rows = [
         ("message page, first page + counts (server time)", statistics.median(page), TARGET_PAGE_MS, "ms", _fmt(page)),
         ("unchanged poll (server time)", statistics.median(poll), TARGET_POLL_MS, "ms", _fmt(poll)),

@@ -36,6 +36,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import cpu_seconds, create_database, drop_database  # noqa: E402 (needs ROOT on sys.path)
 
 ACCOUNT_SID = "AC" + "be4c" * 8
 AUTH_TOKEN = "bench-auth-token-0123456789abcdef"
@@ -47,19 +48,11 @@ TARGET_SPEEDUP = 15.0
 PROBES = 20
 
 
-def _admin(pg: str, sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{pg}/postgres", autocommit=True) as conn:
-        conn.execute(sql)
-
-
 def prepare_database(args: argparse.Namespace, env: dict[str, str]) -> str:
     """A fresh, migrated database: the scratch PostgreSQL one, or --database-url as given."""
     url = args.database_url
     if not url:
-        _admin(args.pg, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        _admin(args.pg, f"CREATE DATABASE {DB_NAME}")
+        create_database(args.pg, DB_NAME)
         url = f"{args.pg}/{DB_NAME}"
     subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT,
                    env={**env, "DATABASE_URL": url}, check=True, capture_output=True)
@@ -105,7 +98,7 @@ def stop(procs: list[subprocess.Popen[Any]]) -> list[float]:
     """SIGTERM each process we started, wait, and return each one's CPU seconds (user + system)."""
     cpu: list[float] = []
     for proc in procs:
-        cpu.append(_cpu_seconds(proc.pid))
+        cpu.append(cpu_seconds(proc.pid))
         proc.send_signal(signal.SIGTERM)
     for proc in procs:
         try:
@@ -114,14 +107,6 @@ def stop(procs: list[subprocess.Popen[Any]]) -> list[float]:
             proc.kill()
             proc.wait()
     return cpu
-
-
-def _cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def one_at_a_time(app: Any) -> float:
@@ -204,7 +189,7 @@ def main() -> int:
         drain_s = time.perf_counter() - start
         worker_cpu = stop(workers)
         workers = []
-        sim_cpu = _cpu_seconds(sim.pid)
+        sim_cpu = cpu_seconds(sim.pid)
 
         rate = args.deliveries / drain_s
         seen = [m for m in simulator_messages(sim_base) if m["to"].startswith("+1415")]
@@ -239,7 +224,7 @@ def main() -> int:
         stop(workers)
         stop([sim])
         if not args.database_url and not args.keep:
-            _admin(args.pg, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+            drop_database(args.pg, DB_NAME)
 
 
 if __name__ == "__main__":

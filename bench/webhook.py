@@ -41,6 +41,7 @@ from flask import Flask, request
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import create_database, drop_database  # noqa: E402 (needs ROOT on sys.path)
 
 TOKEN = "bench-auth-token-0123456789abcdef"
 PUBLIC_BASE = "https://bench.example.com"
@@ -64,17 +65,9 @@ def bare_app() -> Flask:
 
 # --- setup -------------------------------------------------------------------------------------
 
-def _admin(pg: str, sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{pg}/postgres", autocommit=True) as conn:
-        conn.execute(sql)
-
-
 def prepare_database(pg: str, deliveries: int) -> str:
     """Create the scratch database, migrate it, and seed `deliveries` sent deliveries."""
-    _admin(pg, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-    _admin(pg, f"CREATE DATABASE {DB_NAME}")
+    create_database(pg, DB_NAME)
     url = f"{pg}/{DB_NAME}"
     env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-" + "x" * 32}
     subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env,
@@ -286,7 +279,7 @@ def main() -> int:
             latency = paced(args.port + 1, rest, target_rate, args.seconds)
     events = count_events(url)
     expected = int(warm_hook["distinct_sent"] + hook["distinct_sent"] + latency["requests"])
-    _admin(args.pg, f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+    drop_database(args.pg, DB_NAME)
 
     share = hook["rate"] / bare["rate"]
     print(f"settings: {settings}; {os.cpu_count()} CPUs shared by server and load generator")
