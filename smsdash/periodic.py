@@ -29,11 +29,11 @@ def register(app: Flask, func: Callable[..., Any], *, seconds: int, timeout: int
     Registering the same function twice keeps the first registration."""
     from .worker import QUEUE_NAME  # the worker module imports this one
 
-    tasks: list[CronJob] = app.extensions.setdefault(_EXTENSION_KEY, [])
+    registered = tasks(app)
     name = f"{func.__module__}.{func.__name__}"
-    if any(task.name == name for task in tasks):
+    if any(task.name == name for task in registered):
         return
-    tasks.append(CronJob(queue_name=QUEUE_NAME, func=func, interval=seconds,
+    registered.append(CronJob(queue_name=QUEUE_NAME, func=func, interval=seconds,
                          job_timeout=timeout, result_ttl=seconds * 2, name=name))
 
 
