@@ -31,8 +31,7 @@ SEND_DELIVERY = "smsdash.send_job.send_delivery"
 BATCHES_PER_PIPELINE = 25
 # Finished jobs carry nothing worth keeping; the database has the outcome.
 RESULT_TTL = 600
-# A delivery committed this recently may still be on its way into Redis from compose.
-SWEEP_GRACE_SECONDS = 10.0
+# The most deliveries one sweep enqueues; the next sweep takes the rest.
 SWEEP_LIMIT = 10_000
 # With SEND_RATE_PER_SECOND set, a batch holds about this many seconds of sends.
 PACED_JOB_SECONDS = 10
@@ -129,7 +128,7 @@ def sweep_unenqueued(grace_seconds: float | None = None) -> int:
     Runs periodically on the worker's scheduler. Deliveries younger than the grace period are
     left alone: compose may be enqueueing them right now. Returns how many were enqueued."""
     if grace_seconds is None:
-        grace_seconds = float(current_app.config.get("SEND_SWEEP_GRACE_SECONDS", SWEEP_GRACE_SECONDS))
+        grace_seconds = float(current_app.config["SEND_SWEEP_GRACE_SECONDS"])
     cutoff = utcnow() - timedelta(seconds=grace_seconds)
     ids = db.session.execute(
         select(Delivery.id)
