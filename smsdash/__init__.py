@@ -25,7 +25,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     test_config = dict(test_config or {})
     app = Flask(
         __name__,
-        instance_path=test_config.pop("INSTANCE_PATH", os.path.join(PROJECT_ROOT, "instance")),
+        instance_path=test_config.pop("INSTANCE_PATH", None) or os.environ.get("INSTANCE_PATH")
+        or os.path.join(PROJECT_ROOT, "instance"),
         template_folder=os.path.join(PROJECT_ROOT, "templates"),
         static_folder=os.path.join(PROJECT_ROOT, "static"),
     )

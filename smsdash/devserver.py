@@ -74,7 +74,8 @@ class Supervisor:
         self.stopping = False
 
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[Any]:
-        print(f"[run] starting {name}: {' '.join(argv)}", flush=True)
+        shown = ["***" if prev == "--auth-token" else arg for prev, arg in zip([""] + argv, argv)]
+        print(f"[run] starting {name}: {' '.join(shown)}", flush=True)
         proc = subprocess.Popen(argv, env=env, start_new_session=True)
         self.children.append(proc)
         return proc
