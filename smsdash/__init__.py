@@ -5,14 +5,12 @@ import os
 from typing import Any, Mapping
 
 from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import auth, compose_page, contacts, health, home, messages, redis_conn, setup_page, webhooks, worker
-from . import sms_cli
-from . import twilio_commands
-from . import reconciler
+from . import (auth, compose_page, contacts, health, home, messages, reconciler, redis_conn, setup_page,
+               sms_cli, twilio_commands, webhooks, worker)
 from .config import load_config
 from .extensions import csrf, db, htmx, login_manager, migrate
 from .sessions import CookieSessionInterface
