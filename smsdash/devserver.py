@@ -30,7 +30,8 @@ SIMULATOR_FROM_NUMBER = "+15005550006"
 DEMO_EMAIL = "admin@smsdash.local"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for the simulator, Prism...)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -135,7 +136,7 @@ def main() -> int:
 
     simulated = _uses_simulator(env)
     if simulated:
-        sim_port = _free_port()
+        sim_port = free_port()
         env.update(
             TWILIO_ACCOUNT_SID=SIMULATOR_ACCOUNT_SID,
             TWILIO_AUTH_TOKEN=secrets.token_hex(16),

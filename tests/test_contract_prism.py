@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ import pytest
 from flask import Flask
 from twilio.base.exceptions import TwilioRestException
 
+from smsdash.devserver import free_port
 from smsdash.public_url import status_callback_url
 from smsdash.sending import send_sms
 from smsdash.twilio_client import build_client
@@ -48,12 +48,6 @@ def _unavailable() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def _prism(spec: Path, log: Path) -> Iterator[tuple[str, Path]]:
     """A Prism mock of `spec` on a free loopback port: its base URL and its log file."""
@@ -62,7 +56,7 @@ def _prism(spec: Path, log: Path) -> Iterator[tuple[str, Path]]:
         if os.environ.get("CI") == "true":
             pytest.fail(f"contract test cannot run under CI: {reason}")
         pytest.skip(reason)
-    port = _free_port()
+    port = free_port()
     with open(log, "wb") as out:
         proc = subprocess.Popen([str(PRISM), "mock", "-d", "-h", "127.0.0.1", "-p", str(port), str(spec)],
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,15 +16,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from smsdash.devserver import free_port
 from tests.conftest import csrf_token_from
 
 PROJECT_ROOT = Path(__file__).parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _processes_with_env(marker: str) -> list[int]:
@@ -48,7 +42,7 @@ def _processes_with_env(marker: str) -> list[int]:
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc to find child processes")
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_make_run_serves_the_app_and_stops_everything(tmp_path: Path, stop_signal: signal.Signals) -> None:
-    port = _free_port()
+    port = free_port()
     marker = f"INSTANCE_PATH={tmp_path / 'instance'}"
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("TWILIO_", "DATABASE_URL", "REDIS_URL", "BASE_HOST_URL", "SECRET_KEY"))}
