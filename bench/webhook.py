@@ -156,7 +156,8 @@ def gunicorn(target: str, port: int, args: argparse.Namespace, env: dict[str, st
                 break
         yield
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        if proc.poll() is None:  # one that failed to start has already exited
+            os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
 
 
