@@ -323,9 +323,12 @@ def _failed(claimed: Claimed, failure: SendFailure, counts: dict[str, int]) -> R
     if failure.retryable and try_number < max_tries:
         delay = backoff_delay(try_number, float(config.get("SEND_RETRY_BASE_SECONDS") or 1.0),
                               float(config.get("SEND_RETRY_MAX_SECONDS") or 300.0))
+        # retry_at lets the dashboard say when the next attempt falls due without parsing detail.
+        retry_at = utcnow() + timedelta(seconds=delay)
         record_event(delivery_id, "retry", source="job", error_code=failure.code,
                      detail=f"{failure.reason}; attempt {try_number + 1} of {max_tries} in {delay:.1f} s",
-                     payload={"may_have_reached_twilio": failure.may_have_reached})
+                     payload={"may_have_reached_twilio": failure.may_have_reached,
+                              "retry_at": retry_at.isoformat()})
         _bump(counts, "retry")
         # `verify` carries over: once any attempt may have reached Twilio, every later one looks first.
         return RetryPlan(delivery_id, claimed.attempts, try_number + 1,

@@ -6,6 +6,8 @@ due, and checks both sides: what the simulator received and what the database re
 """
 from __future__ import annotations
 
+import re
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,7 +20,7 @@ from twilio.rest import Client
 from smsdash import send_job, send_queue
 from smsdash.compose import Recipient, compose_message
 from smsdash.extensions import db
-from smsdash.models import Delivery, Event, Message, OptOut, PendingCallback
+from smsdash.models import Delivery, Event, Message, OptOut, PendingCallback, utcnow
 from smsdash.optouts import record_opt_out
 from smsdash.phones import InvalidNumber, normalize
 from smsdash.simulator import Simulator
@@ -149,6 +151,31 @@ def test_a_500_then_a_201_ends_sent_after_one_retry(send_app: Flask, simulator: 
     assert (after.status, after.attempts) == ("sent", 2)
     assert len(simulator.messages) == 1 and after.external_message_id == simulator.messages[0].sid
     assert event_types(send_app, after.id) == ["sending", "retry", "sending", "sent"]
+
+
+def test_retry_event_says_when_the_next_attempt_falls_due(send_app: Flask, simulator: Simulator) -> None:
+    # Delays long enough that "now" could never pass for the due time: backoff after one failure
+    # is between half and all of the base, so 30 to 60 s.
+    send_app.config.update(SEND_RETRY_BASE_SECONDS=60.0, SEND_RETRY_MAX_SECONDS=300.0)
+    simulator.set_knobs(error_500_rate=1.0)
+    compose(send_app, ALICE)
+    (delivery,) = deliveries(send_app)
+    before = utcnow()
+    assert run_job_once(send_app, delivery.id) == {"retry": 1}
+    after = utcnow()
+    with send_app.app_context():
+        (retry,) = db.session.scalars(select(Event).where(Event.delivery_id == delivery.id,
+                                                          Event.event_type == "retry")).all()
+        scheduled = ScheduledJobRegistry(queue=get_queue()).get_scheduled_time(
+            f"send_d{delivery.id}_a1")
+    assert retry.payload["may_have_reached_twilio"] is True
+    retry_at = datetime.fromisoformat(retry.payload["retry_at"])
+    assert retry_at.utcoffset() == timedelta(0)
+    assert before + timedelta(seconds=30) <= retry_at <= after + timedelta(seconds=60)
+    # The same delay the detail states, and the time RQ will actually run the attempt.
+    stated = float(re.search(r"in ([0-9.]+) s$", retry.detail or "").group(1))  # type: ignore[union-attr]
+    assert abs((retry_at - retry.received_at).total_seconds() - stated) <= 0.1
+    assert abs((retry_at - scheduled).total_seconds()) <= 1.0  # RQ keeps whole seconds
 
 
 @pytest.mark.parametrize("mode", ["close", "hang"])
