@@ -34,6 +34,7 @@ from .ratelimit import SendRateLimiter
 from .redis_conn import get_redis
 from .retries import SendFailure, backoff_delay, classify
 from .sending import send_sms, sender_identity
+from .smart_encoding import comparable
 from .status import FINAL, apply_status
 from .timeline import record_event
 from .twilio_client import get_client
@@ -392,10 +393,13 @@ def _find_existing(to: str, body: str, created_at: datetime) -> MessageInstance 
 
 def _pick(candidates: list[MessageInstance], body: str, since: datetime,
           service_sid: str) -> MessageInstance | None:
+    # Twilio's copy may be smart-encoded (a Messaging Service swaps curly quotes, long dashes and
+    # odd spaces for GSM-7 ones) and, on a trial account, carries a prefix before our text.
+    ours = comparable(body)
     fitting = [
         m for m in candidates
         if (m.direction or "outbound-api").startswith("outbound")
-        and (m.body == body or (m.body or "").endswith(body))
+        and comparable(m.body or "").endswith(ours)
         and (m.date_created is None or m.date_created >= since)
         and (not service_sid or m.messaging_service_sid == service_sid)
     ]

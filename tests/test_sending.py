@@ -194,6 +194,27 @@ def test_a_timeout_after_twilio_accepted_does_not_send_twice(send_app: Flask, si
     assert sent and "adopted" in sent[0]
 
 
+def test_a_timeout_through_a_smart_encoding_service_adopts_the_rewritten_body_instead_of_sending_twice(
+        send_app: Flask, simulator: Simulator) -> None:
+    # Twilio stores the GSM-7 rewrite of a Messaging Service's body, so the look-up after the
+    # timeout sees '"Hi" - see you at 5' where we sent curly quotes, an em dash and a no-break space.
+    send_app.config.update(TWILIO_MESSAGING_SERVICE_SID=simulator.messaging_service_sid, TWILIO_FROM_NUMBER="")
+    simulator.set_knobs(smart_encoding=True, timeout_rate=1.0, timeout_mode="close")
+    body = "\u201cHi\u201d \u2014 see you at\u00a05"
+    compose(send_app, ALICE, body=body)
+    (delivery,) = deliveries(send_app)
+    assert run_job_once(send_app, delivery.id) == {"retry": 1}
+    (stored,) = simulator.messages
+    assert (stored.params["Body"], stored.body) == (body, '"Hi" - see you at 5')
+    simulator.set_knobs(timeout_rate=0.0)
+    burst(send_app)
+    (after,) = deliveries(send_app)
+    assert len(simulator.messages) == 1
+    assert (after.status, after.external_message_id) == ("sent", stored.sid)
+    sent = [detail for kind, _, detail in events(send_app, after.id) if kind == "sent"]
+    assert sent and "adopted" in sent[0]
+
+
 def test_transient_errors_give_up_after_max_attempts_and_retry_button_starts_over(
         send_app: Flask, simulator: Simulator) -> None:
     simulator.set_knobs(error_429_rate=1.0)

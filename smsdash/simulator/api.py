@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urlencode, urlsplit
 
+from ..smart_encoding import smart_encode
 from .numbers import CREATE_ERRORS_FROM, CREATE_ERRORS_TO, ERROR_MESSAGES
 from .store import API_VERSION, SimMessage, new_sid, now
 
@@ -203,6 +204,8 @@ def create_message(sim: "Simulator", request: ApiRequest, args: dict[str, str]) 
         raise ApiError(400, 21211, f"The 'To' number {to} is not a valid phone number.")
     if sim.knobs.trial and to not in sim.knobs.verified_numbers:
         raise ApiError(400, 21608)
+    if service_sid and sim.knobs.smart_encoding:
+        body = smart_encode(body)  # what Twilio stores, lists and sends, not what we were given
     moment = now()
     message = SimMessage(
         sid=new_sid("SM"), account_sid=sim.account_sid, to=to, from_=from_, body=body,

@@ -38,6 +38,7 @@ class Knobs:
     callback_repeat: int = 0             # extra copies of every callback
     hold_callbacks: bool = False         # keep callbacks until flush_callbacks() (tests' determinism)
     trial: bool = False                  # account type Trial: only verified numbers may be sent to
+    smart_encoding: bool = False         # a Messaging Service's sends keep the smart-encoded body
     verified_numbers: tuple[str, ...] = field(default_factory=tuple)
     seed: int | None = None              # seeds the random draws behind the rates and jitter
 
