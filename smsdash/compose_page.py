@@ -17,9 +17,10 @@ from wtforms import HiddenField, TextAreaField
 from .compose import Recipient, compose_message
 from .contacts import search_contacts
 from .extensions import db
+from .message_body import MAX_BODY_CHARS, body_problem, normalize_line_breaks
 from .models import Contact, Group, group_members
 from .recipients import Resolution, resolve
-from .segments import MAX_BODY_CHARS, count_segments, describe_char
+from .segments import count_segments, describe_char
 from .sending import sender_identity
 
 bp = Blueprint("compose", __name__)
@@ -27,9 +28,13 @@ bp = Blueprint("compose", __name__)
 PICKER_LIMIT = 8
 
 
+def _body(value: str | None) -> str:
+    return normalize_line_breaks(value or "")
+
+
 class ComposeForm(FlaskForm):
     recipients = TextAreaField("Recipients")
-    body = TextAreaField("Message")
+    body = TextAreaField("Message", filters=[_body])
     confirm_count = HiddenField()
 
 
@@ -50,11 +55,9 @@ def _problems(form: ComposeForm, resolution: Resolution) -> bool:
         form.recipients.errors.append(  # type: ignore[attr-defined]
             "Everyone listed has opted out of texts from this sender." if resolution.opted_out
             else "Add at least one recipient: type a number, or pick a contact or group.")
-    body = form.body.data or ""
-    if not body.strip():
-        form.body.errors.append("Write a message.")  # type: ignore[attr-defined]
-    elif len(body) > MAX_BODY_CHARS:
-        form.body.errors.append(f"The message is {len(body)} characters; the limit is {MAX_BODY_CHARS}.")  # type: ignore[attr-defined]
+    problem = body_problem(form.body.data)
+    if problem:
+        form.body.errors.append(problem)  # type: ignore[attr-defined]
     return not form.recipients.errors and not form.body.errors
 
 
@@ -71,13 +74,14 @@ def new() -> str | Response:
     if count >= threshold and form.confirm_count.data != str(count):
         return _page(form, resolution, confirm=count)
     recipients = [Recipient(p, cid) for p, cid in resolution.recipients + resolution.opted_out]
-    message = compose_message(form.body.data or "", recipients, author_id=current_user.id)
+    message = compose_message(form.body.data, recipients, author_id=current_user.id)
     return redirect(url_for("messages.show", message_id=message.id))
 
 
 def _page(form: ComposeForm, resolution: Resolution, *, status: int = 200, confirm: int | None = None) -> str:
     return render_template("compose/new.html", form=form, resolution=resolution, confirm=confirm,
-                           segments=count_segments(form.body.data or ""), describe_char=describe_char,
+                           segments=count_segments(form.body.data), describe_char=describe_char,
+                           max_body_chars=MAX_BODY_CHARS,
                            q="", chosen_contacts=resolution.contacts, chosen_groups=resolution.groups,
                            contacts=[], groups=[], sizes=_group_sizes(resolution.groups)), status  # type: ignore[return-value]
 
@@ -93,8 +97,9 @@ def _group_sizes(groups: list[Group]) -> dict[int, int]:
 @bp.post("/messages/new/segments")
 def segments() -> str:
     """The live segment counter for the body being typed."""
-    return render_template("compose/_segments.html", segments=count_segments(request.form.get("body", "")),
-                           describe_char=describe_char)
+    body = _body(request.form.get("body"))
+    return render_template("compose/_segments.html", segments=count_segments(body), describe_char=describe_char,
+                           max_body_chars=MAX_BODY_CHARS)
 
 
 @bp.post("/messages/new/summary")

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .message_body import MAX_BODY_CHARS
+
 ENCODING_GSM7 = "GSM-7"
 ENCODING_UCS2 = "UCS-2"
-MAX_BODY_CHARS = 1600  # Twilio rejects longer bodies (error 21617)
 
 # GSM 03.38 basic character set (the escape character itself is not typeable).
 GSM7_BASIC = frozenset(

@@ -9,8 +9,8 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from .compose import Recipient, compose_message
+from .message_body import body_problem, normalize_line_breaks
 from .phones import parse_many
-from .segments import MAX_BODY_CHARS
 
 sms = AppGroup("sms", help="Send and inspect SMS from the command line.")
 
@@ -25,10 +25,10 @@ def send_command(numbers: tuple[str, ...], body: str) -> None:
 
     Every number is checked first: if any is invalid, each bad one is named and nothing is
     created, so a typo never sends to half a list."""
-    if not body.strip():
-        raise click.UsageError("--body must not be empty")
-    if len(body) > MAX_BODY_CHARS:
-        raise click.UsageError(f"--body is {len(body)} characters; Twilio accepts at most {MAX_BODY_CHARS}")
+    body = normalize_line_breaks(body)
+    problem = body_problem(body)
+    if problem:
+        raise click.BadParameter(problem, param_hint="--body")
     parsed = parse_many(numbers, current_app.config.get("DEFAULT_PHONE_REGION") or "US")
     if parsed.errors:
         for error in parsed.errors:

@@ -74,9 +74,9 @@ def test_empty_form_and_too_long_body(app: Flask, logged_in: FlaskClient) -> Non
     empty = logged_in.post("/messages/new", data={"recipients": "", "body": "  ", "csrf_token": token})
     html = empty.get_data(as_text=True)
     assert empty.status_code == 422
-    assert "Add at least one recipient" in html and "Write a message." in html
+    assert "Add at least one recipient" in html and "The message is empty: write the text to send." in html
     long = logged_in.post("/messages/new", data={"recipients": "+14155550104", "body": "a" * 1601, "csrf_token": token})
-    assert long.status_code == 422 and "1601 characters; the limit is 1600" in long.get_data(as_text=True)
+    assert long.status_code == 422 and "1601 characters long; Twilio accepts at most 1600" in long.get_data(as_text=True)
     assert _deliveries(app) == []
 
 
