@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from .extensions import db
-from .models import Contact
+from .models import NAME_MAX_LENGTH, Contact
 from .phones import InvalidNumber, normalize
 
-MAX_NAME_LENGTH = 200
 _NAME_HEADERS = {"name", "full name", "contact"}
 _PHONE_HEADERS = {"phone", "phone number", "number", "mobile", "to"}
 
@@ -66,8 +65,8 @@ def import_contacts(text: str, region: str) -> ImportReport:
         if not name:
             report.errors.append((line, "the name is empty"))
             continue
-        if len(name) > MAX_NAME_LENGTH:
-            report.errors.append((line, f"the name is longer than {MAX_NAME_LENGTH} characters"))
+        if len(name) > NAME_MAX_LENGTH:
+            report.errors.append((line, f"the name is longer than {NAME_MAX_LENGTH} characters"))
             continue
         try:
             phone = normalize(raw_phone, region)

@@ -15,7 +15,7 @@ from wtforms.validators import DataRequired, Length
 
 from .contact_import import ImportReport, import_contacts
 from .extensions import db
-from .models import Contact, Group, group_members
+from .models import NAME_MAX_LENGTH, Contact, Group, group_members
 from .optouts import opted_out_among
 from .pagination import page_number, paginate
 from .phones import InvalidNumber, normalize
@@ -33,7 +33,7 @@ def _strip(value: str | None) -> str | None:
 
 
 class ContactForm(FlaskForm):
-    name = StringField("Name", filters=[_strip], validators=[DataRequired("Enter a name."), Length(max=200)])
+    name = StringField("Name", filters=[_strip], validators=[DataRequired("Enter a name."), Length(max=NAME_MAX_LENGTH)])
     phone = StringField("Phone", filters=[_strip], validators=[DataRequired("Enter a phone number.")])
     groups = SelectMultipleField("Groups", coerce=int, option_widget=widgets.CheckboxInput(),
                                  widget=widgets.ListWidget(prefix_label=False))
@@ -55,7 +55,7 @@ class ContactForm(FlaskForm):
 
 
 class GroupForm(FlaskForm):
-    name = StringField("Group name", filters=[_strip], validators=[DataRequired("Enter a group name."), Length(max=200)])
+    name = StringField("Group name", filters=[_strip], validators=[DataRequired("Enter a group name."), Length(max=NAME_MAX_LENGTH)])
 
     def __init__(self, *args: object, group_id: int | None = None, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)

@@ -55,6 +55,10 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined]
         return check_password_hash(self.password_hash, password)
 
 
+# The longest contact or group name: the column's length, and the limit the contact and group
+# forms and the CSV import check, so a name they accept always fits the column.
+NAME_MAX_LENGTH = 200
+
 group_members = Table(
     "group_members",
     db.metadata,
@@ -69,7 +73,7 @@ class Contact(db.Model):  # type: ignore[name-defined]
     __tablename__ = "contacts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(NAME_MAX_LENGTH))
     phone: Mapped[str] = mapped_column(String(20), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -83,7 +87,7 @@ class Group(db.Model):  # type: ignore[name-defined]
     __tablename__ = "groups"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(NAME_MAX_LENGTH), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     contacts: Mapped[list[Contact]] = relationship(secondary=group_members, back_populates="groups")

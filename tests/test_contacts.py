@@ -5,10 +5,10 @@ import io
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 from smsdash.extensions import db
-from smsdash.models import Contact, Group
+from smsdash.models import NAME_MAX_LENGTH, Contact, Group
 from smsdash.optouts import record_opt_out
 from tests.conftest import csrf_token_from
 
@@ -163,6 +163,26 @@ def test_csv_import_bad_files(app: Flask, logged_in: FlaskClient) -> None:
     assert "Upload a .csv file." in _import(logged_in, b"x", "contacts.xlsx").get_data(as_text=True)
     assert "not UTF-8" in _import(logged_in, "Zoë,+14155550101".encode("utf-16")).get_data(as_text=True)
     assert _contacts(app) == {}
+
+
+def test_one_name_limit_sizes_the_columns_and_bounds_both_forms_and_the_import(app: Flask,
+                                                                               logged_in: FlaskClient) -> None:
+    limit = NAME_MAX_LENGTH
+    with app.app_context():  # the migrated schema, not only the model, has the same length
+        for model in (Contact, Group):
+            (column,) = [c for c in inspect(db.engine).get_columns(model.__tablename__) if c["name"] == "name"]
+            assert column["type"].length == model.__table__.c.name.type.length == limit
+    fits, too_long = "N" * limit, "N" * (limit + 1)
+    assert f'maxlength="{limit}"' in logged_in.get("/contacts/new").get_data(as_text=True)
+    assert f'maxlength="{limit}"' in logged_in.get("/groups").get_data(as_text=True)
+    refused = logged_in.post("/contacts/new", data={"name": too_long, "phone": "+14155550101",
+                                                    "csrf_token": _token(logged_in)})
+    assert refused.status_code == 422 and f"longer than {limit} characters" in refused.get_data(as_text=True)
+    refused = logged_in.post("/groups", data={"name": too_long, "csrf_token": _token(logged_in, "/groups")})
+    assert refused.status_code == 422 and f"longer than {limit} characters" in refused.get_data(as_text=True)
+    report = _import(logged_in, f"{fits},+14155550101\n{too_long},+14155550102\n".encode()).get_data(as_text=True)
+    assert "1 added" in report and f"the name is longer than {limit} characters" in report
+    assert _contacts(app) == {"+14155550101": fits}
 
 
 def test_group_crud_and_membership(app: Flask, logged_in: FlaskClient) -> None:
