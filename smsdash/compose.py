@@ -16,8 +16,9 @@ from sqlalchemy import insert
 from .extensions import db
 from .models import Delivery, Event, Message, utcnow
 from .optouts import opted_out_among
-from .send_queue import enqueue_first_attempts
+from .send_queue import enqueue_first_attempts, not_enqueued
 from .sending import sender_identity
+from .worker import SWEEP_EVERY_SECONDS
 
 
 @dataclass(frozen=True)
@@ -63,3 +64,14 @@ def compose_message(body: str, recipients: Sequence[Recipient], author_id: int |
     db.session.commit()
     enqueue_first_attempts([r.id for r in inserted if r.status == "queued"])
     return message
+
+
+def waiting_for_redis_note(message_id: int) -> str | None:
+    """What to tell the operator when a composed message's sends could not be handed to Redis
+    (None when they were), in the same words on the compose page and from `sms send`."""
+    waiting = not_enqueued(message_id)
+    if not waiting:
+        return None
+    what = "1 delivery is" if waiting == 1 else f"{waiting} deliveries are"
+    return (f"Not sent yet: Redis (the job queue) cannot be reached. The {what} saved as queued, and "
+            f"sending starts by itself once Redis is back (the worker looks every {SWEEP_EVERY_SECONDS} s).")

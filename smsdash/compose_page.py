@@ -7,14 +7,14 @@ segments and recipients are counted.
 """
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 from wtforms import HiddenField, TextAreaField
 
-from .compose import Recipient, compose_message
+from .compose import Recipient, compose_message, waiting_for_redis_note
 from .contacts import search_contacts
 from .extensions import db
 from .message_body import MAX_BODY_CHARS, body_problem, normalize_line_breaks
@@ -75,6 +75,9 @@ def new() -> str | Response:
         return _page(form, resolution, confirm=count)
     recipients = [Recipient(p, cid) for p, cid in resolution.recipients + resolution.opted_out]
     message = compose_message(form.body.data, recipients, author_id=current_user.id)
+    note = waiting_for_redis_note(message.id)
+    if note:
+        flash(note, "warning")
     return redirect(url_for("messages.show", message_id=message.id))
 
 

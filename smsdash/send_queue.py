@@ -5,6 +5,8 @@ rule: deliveries are committed first, then enqueued, then marked `enqueued_at`. 
 down in between, the deliveries stay `queued` with `enqueued_at` NULL, and the sweeper (run
 periodically by the worker's scheduler) enqueues them once Redis is back. A delivery enqueued
 twice is harmless: the send job claims it with a conditional UPDATE, so only one job sends.
+Because of that fallback, first attempts go through the fail-fast Redis client: compose and the
+Retry button answer at once when Redis is down, and a sweep that fails waits for the next one.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from typing import Sequence
 import redis
 from flask import current_app
 from rq import Queue
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from .chunks import chunks
 from .extensions import db
@@ -72,9 +74,9 @@ def batch_job_id(batch: Sequence[int]) -> str:
 def enqueue_first_attempts(delivery_ids: Sequence[int]) -> int:
     """Enqueue `queued` deliveries in batches of SEND_BATCH_SIZE, many batches per pipeline,
     and mark each enqueued batch's `enqueued_at`. Commits. Returns how many were enqueued; on a
-    Redis error it logs and stops, leaving the rest for the sweeper."""
+    Redis error it logs and stops at once, without retrying, leaving the rest for the sweeper."""
     batches = list(chunks(sorted(delivery_ids), batch_size()))
-    queue = get_queue()
+    queue = get_queue(fail_fast=True)
     enqueued = 0
     try:
         for group in chunks(batches, BATCHES_PER_PIPELINE):
@@ -93,6 +95,15 @@ def enqueue_first_attempts(delivery_ids: Sequence[int]) -> int:
         log.warning("Redis unavailable, %d deliveries left for the sweeper: %s",
                     len(delivery_ids) - enqueued, exc)
     return enqueued
+
+
+def not_enqueued(message_id: int) -> int:
+    """How many of a message's deliveries are `queued` but never reached Redis: the ones the
+    sweeper will enqueue once it can."""
+    return db.session.scalar(
+        select(func.count()).select_from(Delivery)
+        .where(Delivery.message_id == message_id, Delivery.status == "queued", Delivery.enqueued_at.is_(None))
+    ) or 0
 
 
 def _enqueue_group(queue: Queue, group: Sequence[Sequence[int]]) -> None:

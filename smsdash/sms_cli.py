@@ -8,7 +8,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from .compose import Recipient, compose_message
+from .compose import Recipient, compose_message, waiting_for_redis_note
 from .message_body import body_problem, normalize_line_breaks
 from .phones import parse_many
 
@@ -35,6 +35,9 @@ def send_command(numbers: tuple[str, ...], body: str) -> None:
             click.echo(f"invalid number {error.raw!r}: {error.reason}", err=True)
         raise click.ClickException(f"{len(parsed.errors)} invalid number(s); nothing was sent")
     message = compose_message(body, [Recipient(n) for n in parsed.numbers], author_id=None)
+    note = waiting_for_redis_note(message.id)
+    if note:
+        click.echo(note, err=True)
     click.echo(f"{len(parsed.numbers)} deliveries queued for message:", err=True)
     click.echo(message.id)
 

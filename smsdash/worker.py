@@ -29,9 +29,9 @@ BURST_POLL_SECONDS = 1.0
 log = logging.getLogger(__name__)
 
 
-def get_queue(app: Flask | None = None) -> Queue:
-    """The one work queue, on the app's Redis."""
-    return Queue(QUEUE_NAME, connection=get_redis(app))
+def get_queue(app: Flask | None = None, *, fail_fast: bool = False) -> Queue:
+    """The one work queue, on the app's patient Redis client (or its fail-fast one)."""
+    return Queue(QUEUE_NAME, connection=get_redis(app, fail_fast=fail_fast))
 
 
 class AppWorker(SimpleWorker):
