@@ -38,7 +38,7 @@ from .models import Delivery, Message, utcnow
 from .pending import apply_pending
 from .public_url import public_base_url, unreachable_reason
 from .redis_conn import get_redis
-from .send_job import find_existing_message
+from .send_job import claimed_try, find_existing_message, max_tries
 from .send_queue import schedule_retry
 from .setup_checks import twilio_error_text
 from .sms_cli import sms
@@ -333,7 +333,12 @@ def _check_later(delivery: Target, ages: Ages, delay: float | None = None) -> No
 
 def _recover_stuck(delivery: Target, report: Report) -> None:
     """A worker died between claiming this delivery and storing Twilio's answer. Twilio may have
-    the message (the request got there) or not: adopt it if so, else enqueue the send again."""
+    the message (the request got there) or not: adopt it if so, else send it again.
+
+    The dead attempt counts as a try of its round, like one that timed out: the re-send is the
+    next try (not `attempts + 1`, which counts the claims of every round, operator Retries
+    included), and when the dead attempt was the round's last, the delivery fails as the job
+    would have failed it, with the dashboard's Retry to start a new round."""
     report.checked += 1
     try:
         existing = find_existing_message(db.session.get_one(Delivery, delivery.id))
@@ -353,12 +358,21 @@ def _recover_stuck(delivery: Target, report: Report) -> None:
     ).rowcount == 1
     if not touched:  # a job moved it since we read it: not stuck after all
         return
+    # Without a recorded try number, every claim counts as a try: the budget is never exceeded.
+    dead_try = claimed_try(delivery.id, delivery.attempts) or delivery.attempts
+    budget = max_tries(current_app.config)
+    why = "the worker sending this stopped before Twilio answered, and Twilio has no such message"
+    if dead_try >= budget:
+        apply_status(delivery.id, "failed", source="reconciler", error_message=why, dedupe=False,
+                     detail=f"gave up after {dead_try} attempts: {why}",
+                     payload={"attempt": delivery.attempts, "retryable": True})
+        report.changes.append(Change(delivery.id, delivery.to_number, "sending", "failed",
+                                     "its worker died mid-send on the last attempt and Twilio has no such message"))
+        return
     record_event(delivery.id, "retry", source="reconciler",
-                 detail="the worker sending this stopped before Twilio answered, and Twilio has no such "
-                        "message: sending again")
+                 detail=f"{why}: sending again, attempt {dead_try + 1} of {budget}")
     db.session.commit()  # the event is in before the job can run
-    schedule_retry(delivery.id, attempts=delivery.attempts, try_number=delivery.attempts + 1,
-                   verify=True, delay=0)
+    schedule_retry(delivery.id, attempts=delivery.attempts, try_number=dead_try + 1, verify=True, delay=0)
     report.changes.append(Change(delivery.id, delivery.to_number, "sending", "enqueued again",
                                  "its worker died mid-send and Twilio has no such message"))
 

@@ -107,9 +107,25 @@ def _bump(counts: dict[str, int], key: str) -> None:
     counts[key] = counts.get(key, 0) + 1
 
 
-def _max_tries(config: Mapping[str, Any]) -> int:
-    """SEND_MAX_ATTEMPTS as the events say it ("attempt 2 of 5") and the retry decision uses it."""
+def max_tries(config: Mapping[str, Any]) -> int:
+    """SEND_MAX_ATTEMPTS as the events say it ("attempt 2 of 5") and the retry decision uses it.
+
+    It counts tries in one round: a first attempt is try 1, each retry (the job's, or the
+    reconciler's re-send after a worker died) the next; the dashboard's Retry starts a new round
+    at 1. `Delivery.attempts` counts claims over every round, so it is not the try number."""
     return int(config.get("SEND_MAX_ATTEMPTS") or 1)
+
+
+def claimed_try(delivery_id: int, attempts: int) -> int | None:
+    """The try number of the claim that brought the delivery's attempts to `attempts`, as its
+    `sending` event recorded it; None if no such claim was recorded."""
+    payload = db.session.scalar(
+        select(Event.payload)
+        .where(Event.delivery_id == delivery_id, Event.event_type == "sending", Event.source == "job")
+        .order_by(Event.id.desc()).limit(1))
+    if payload and payload.get("attempts") == attempts and isinstance(payload.get("try"), int):
+        return int(payload["try"])
+    return None
 
 
 # --- claiming -----------------------------------------------------------------------------
@@ -183,11 +199,11 @@ def _claim(works: Sequence[Work], counts: dict[str, int]) -> list[Claimed]:
         db.session.commit()
         return []
     config = current_app.config
-    max_tries = _max_tries(config)
+    budget = max_tries(config)
     db.session.execute(insert(Event), [
         {"delivery_id": delivery_id, "event_type": "sending", "source": "job", "received_at": now,
-         "detail": f"attempt {by_id[delivery_id].try_number} of {max_tries}",
-         "payload": {"attempts": attempts}}
+         "detail": f"attempt {by_id[delivery_id].try_number} of {budget}",
+         "payload": {"attempts": attempts, "try": by_id[delivery_id].try_number}}
         for delivery_id, attempts in won.items()
     ])
     unreachable = unreachable_reason(public_base_url(config))
@@ -319,15 +335,15 @@ def _apply_waiting_callbacks(accepted: list[tuple[int, str]]) -> None:
 def _failed(claimed: Claimed, failure: SendFailure, counts: dict[str, int]) -> RetryPlan | None:
     config = current_app.config
     delivery_id = claimed.work.delivery_id
-    max_tries = _max_tries(config)
+    budget = max_tries(config)
     try_number = claimed.work.try_number
-    if failure.retryable and try_number < max_tries:
+    if failure.retryable and try_number < budget:
         delay = backoff_delay(try_number, float(config.get("SEND_RETRY_BASE_SECONDS") or 1.0),
                               float(config.get("SEND_RETRY_MAX_SECONDS") or 300.0))
         # retry_at lets the dashboard say when the next attempt falls due without parsing detail.
         retry_at = utcnow() + timedelta(seconds=delay)
         record_event(delivery_id, "retry", source="job", error_code=failure.code,
-                     detail=f"{failure.reason}; attempt {try_number + 1} of {max_tries} in {delay:.1f} s",
+                     detail=f"{failure.reason}; attempt {try_number + 1} of {budget} in {delay:.1f} s",
                      payload={"may_have_reached_twilio": failure.may_have_reached,
                               "retry_at": retry_at.isoformat()})
         _bump(counts, "retry")

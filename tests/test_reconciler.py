@@ -19,6 +19,7 @@ from smsdash.extensions import db
 from smsdash.models import Delivery, Event, utcnow
 from smsdash.reconciler import interval_seconds, reconcile
 from smsdash.redis_conn import get_redis, shareable_url
+from smsdash import send_job
 from smsdash.send_job import send_batch
 from smsdash.simulator import Simulator
 from smsdash.simulator.numbers import TO_FAILED, TO_NO_RECEIPT, TO_UNREACHABLE
@@ -152,13 +153,27 @@ def _stuck(app: Flask, number: str, age: float = 600) -> int:
     """A delivery its worker claimed (`sending`, one attempt) and never finished, `age` s ago."""
     with app.app_context():
         message = compose_message(BODY, [Recipient(number)], author_id=None)
-        get_redis(app).delete(f"rq:queue:{QUEUE_NAME}")  # the dead worker's job is gone
         delivery_id = db.session.scalar(select(Delivery.id).where(Delivery.message_id == message.id))
-        db.session.execute(update(Delivery).where(Delivery.id == delivery_id)
-                           .values(status="sending", attempts=1))
-        db.session.commit()
+    return _die_mid_send(app, delivery_id, age)
+
+
+def _die_mid_send(app: Flask, delivery_id: int, age: float = 600) -> int:
+    """The queued first attempt of `delivery_id` claimed by the send job, whose worker then died
+    before calling Twilio, `age` s ago: the claim (and its `sending` event) is all that is left."""
+    with app.app_context():
+        get_redis(app).delete(f"rq:queue:{QUEUE_NAME}")  # the dead worker's job is gone
+        send_job._claim([send_job.Work(delivery_id)], {})
     _age(app, [delivery_id], age)
     return delivery_id
+
+
+def _job_details_after_recovery(app: Flask, delivery_id: int) -> list[tuple[str, str | None]]:
+    """(type, detail) of the job's events after the reconciler's re-send was enqueued."""
+    with app.app_context():
+        rows = db.session.execute(select(Event.event_type, Event.source, Event.detail)
+                                  .where(Event.delivery_id == delivery_id).order_by(Event.id)).all()
+    start = max(i for i, r in enumerate(rows) if (r.event_type, r.source) == ("retry", "reconciler"))
+    return [(r.event_type, r.detail) for r in rows[start + 1:]]
 
 
 def _creates_to(simulator: Simulator, number: str) -> int:
@@ -201,6 +216,59 @@ def test_stuck_delivery_twilio_never_saw_is_sent_again_once(twilio_app: Flask, s
         assert db.session.get(Delivery, young_id).status == "sending"
     assert _creates_to(simulator, DELIVERED_TO) == 1
     assert _creates_to(simulator, "+14155550102") == 0
+
+
+def test_a_resend_after_an_operator_retry_gets_the_rest_of_its_rounds_tries(
+        twilio_app: Flask, simulator: Simulator) -> None:
+    # Round one spends all 3 tries on 429s; the operator's Retry starts round two, whose first
+    # try dies mid-send. `attempts` is 4 by then, but the re-send is try 2 of 3, not 5 of 3.
+    twilio_app.config.update(SEND_MAX_ATTEMPTS=3, SEND_RETRY_BASE_SECONDS=0.05, SEND_RETRY_MAX_SECONDS=0.2)
+    simulator.set_knobs(error_429_rate=1.0)
+    _send(twilio_app, [DELIVERED_TO])
+    run_worker(twilio_app, burst=True)
+    with twilio_app.app_context():
+        (delivery_id,) = db.session.scalars(select(Delivery.id)).all()
+        assert db.session.get_one(Delivery, delivery_id).status == "failed"
+        assert send_job.retry_delivery(delivery_id)
+    _die_mid_send(twilio_app, delivery_id)
+
+    report = reconcile(twilio_app)
+    assert [(c.delivery_id, c.after) for c in report.changes] == [(delivery_id, "enqueued again")]
+    run_worker(twilio_app, burst=True)  # still 429: the round's last two tries, then it gives up
+
+    details = _job_details_after_recovery(twilio_app, delivery_id)
+    assert [kind for kind, _ in details] == ["sending", "retry", "sending", "failed"], details
+    first, retry, last, failed = details
+    assert first == ("sending", "attempt 2 of 3")
+    assert retry[0] == "retry" and "; attempt 3 of 3 in " in (retry[1] or "")
+    assert last == ("sending", "attempt 3 of 3")
+    assert failed == ("failed", "gave up after 3 attempts")
+    assert _creates_to(simulator, DELIVERED_TO) == 0
+
+
+def test_a_worker_dying_on_the_rounds_last_try_fails_the_delivery_for_the_retry_button(
+        twilio_app: Flask, simulator: Simulator) -> None:
+    twilio_app.config["SEND_MAX_ATTEMPTS"] = 1
+    delivery_id = _stuck(twilio_app, DELIVERED_TO)
+
+    report = reconcile(twilio_app)
+    assert [(c.delivery_id, c.after) for c in report.changes] == [(delivery_id, "failed")]
+    run_worker(twilio_app, burst=True)  # nothing was enqueued
+    with twilio_app.app_context():
+        delivery = db.session.get_one(Delivery, delivery_id)
+        assert (delivery.status, delivery.error_code) == ("failed", None)
+        assert send_job.can_retry(delivery)
+        failed = db.session.scalars(select(Event.detail).where(Event.delivery_id == delivery_id,
+                                                               Event.event_type == "failed")).one()
+        assert failed.startswith("gave up after 1 attempts: the worker sending this stopped")
+    assert _creates_to(simulator, DELIVERED_TO) == 0
+
+    with twilio_app.app_context():
+        assert send_job.retry_delivery(delivery_id)
+    run_worker(twilio_app, burst=True)
+    with twilio_app.app_context():
+        assert db.session.get_one(Delivery, delivery_id).status == "sent"
+    assert _creates_to(simulator, DELIVERED_TO) == 1
 
 
 # -- a real worker process, killed mid-send -----------------------------------------------------
