@@ -38,7 +38,7 @@ from .models import Delivery, Message, utcnow
 from .pending import apply_pending
 from .public_url import public_base_url, unreachable_reason
 from .redis_conn import get_redis
-from .send_job import claimed_try, find_existing_message, max_tries
+from .send_job import claimed_try, find_existing_message, gave_up, max_tries
 from .send_queue import schedule_retry
 from .setup_checks import twilio_error_text
 from .sms_cli import sms
@@ -364,7 +364,7 @@ def _recover_stuck(delivery: Target, report: Report) -> None:
     why = "the worker sending this stopped before Twilio answered, and Twilio has no such message"
     if dead_try >= budget:
         apply_status(delivery.id, "failed", source="reconciler", error_message=why, dedupe=False,
-                     detail=f"gave up after {dead_try} attempts: {why}",
+                     detail=f"{gave_up(dead_try)}: {why}",
                      payload={"attempt": delivery.attempts, "retryable": True})
         report.changes.append(Change(delivery.id, delivery.to_number, "sending", "failed",
                                      "its worker died mid-send on the last attempt and Twilio has no such message"))

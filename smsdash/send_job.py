@@ -116,6 +116,12 @@ def max_tries(config: Mapping[str, Any]) -> int:
     return int(config.get("SEND_MAX_ATTEMPTS") or 1)
 
 
+def gave_up(tries: int) -> str:
+    """The failure detail for a round that used up its tries (shared with the reconciler, so a
+    delivery reads the same whichever of them gave up)."""
+    return f"gave up after {tries} attempt{'' if tries == 1 else 's'}"
+
+
 def claimed_try(delivery_id: int, attempts: int) -> int | None:
     """The try number of the claim that brought the delivery's attempts to `attempts`, as its
     `sending` event recorded it; None if no such claim was recorded."""
@@ -352,7 +358,7 @@ def _failed(claimed: Claimed, failure: SendFailure, counts: dict[str, int]) -> R
                          failure.may_have_reached or claimed.work.verify, delay)
     if failure.code == 21610:
         record_opt_out(claimed.to, sender_identity(), source="twilio_21610")
-    detail = f"gave up after {try_number} attempts" if failure.retryable else explain(failure.code).meaning
+    detail = gave_up(try_number) if failure.retryable else explain(failure.code).meaning
     apply_status(delivery_id, "failed", source="job", error_code=failure.code,
                  error_message=failure.reason, detail=detail, dedupe=False,
                  payload={"attempt": claimed.attempts, "retryable": failure.retryable})

@@ -260,7 +260,7 @@ def test_a_worker_dying_on_the_rounds_last_try_fails_the_delivery_for_the_retry_
         assert send_job.can_retry(delivery)
         failed = db.session.scalars(select(Event.detail).where(Event.delivery_id == delivery_id,
                                                                Event.event_type == "failed")).one()
-        assert failed.startswith("gave up after 1 attempts: the worker sending this stopped")
+        assert failed.startswith("gave up after 1 attempt: the worker sending this stopped")
     assert _creates_to(simulator, DELIVERED_TO) == 0
 
     with twilio_app.app_context():
