@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .message_body import MAX_BODY_CHARS
+
 DOCS_URL = "https://www.twilio.com/docs/api/errors"
 
 
@@ -54,7 +56,7 @@ _CATALOGUE: dict[int, tuple[str, bool, str]] = {
             "Check the number, and that the sender type (long code, short code, alphanumeric) works in that country."),
     21614: ("The recipient's number is not a mobile number.", False,
             "Use a mobile number for this contact; landlines cannot receive SMS."),
-    21617: ("The message is longer than 1600 characters.", False, "Shorten the message and send again."),
+    21617: (f"The message is longer than {MAX_BODY_CHARS} characters.", False, "Shorten the message and send again."),
     # Delivery errors, reported by status callbacks after Twilio accepted the message.
     30001: ("The message waited too long in Twilio's queue (queue overflow).", True,
             "Send again later, and send large batches more slowly."),
