@@ -7,8 +7,10 @@ delivery is final the returned poller has no trigger, so the browser stops askin
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
-from typing import Iterator
+from dataclasses import replace
+from typing import Any, Iterator, Sequence
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
 from sqlalchemy import Select, select
@@ -18,10 +20,10 @@ from .errors import explain
 from .extensions import db
 from .models import Contact, Delivery, Message
 from .pagination import Page, page_number, paginate
-from .rollup import COUNTERS, Rollup, rollup, rollups
+from .rollup import COUNTERS, Rollup, rollup, rollups, watched_events
 from .search import name_or_number
 from .send_job import can_retry, retry_delivery
-from .timeline_view import events_for, steps
+from .timeline_view import Step, events_for, steps
 
 bp = Blueprint("messages", __name__)
 
@@ -80,6 +82,9 @@ def index_poll() -> Response:
 
 # ---- one message -------------------------------------------------------------------------------
 
+Row = tuple[Delivery, str | None]  # a delivery and its contact's name
+
+
 def _deliveries(message_id: int, status: str, q: str) -> Select[tuple[Delivery, str | None]]:
     stmt = (select(Delivery, Contact.name).outerjoin(Contact, Contact.id == Delivery.contact_id)
             .where(Delivery.message_id == message_id).order_by(Delivery.id))
@@ -89,7 +94,13 @@ def _deliveries(message_id: int, status: str, q: str) -> Select[tuple[Delivery, 
     return stmt if matches is None else stmt.where(matches)
 
 
-def _page_of_deliveries(message_id: int, up: Rollup, status: str, q: str) -> Page[tuple[Delivery, str | None]]:
+def _by_id(message_id: int, delivery_ids: list[int]) -> list[Row]:
+    if not delivery_ids:
+        return []
+    return list(db.session.execute(_deliveries(message_id, "", "").where(Delivery.id.in_(delivery_ids))).all())
+
+
+def _page_of_deliveries(message_id: int, up: Rollup, status: str, q: str) -> Page[Row]:
     """One page of the recipient table. Without a search, the total comes from the roll-up,
     which saves a COUNT over up to 10,000+ rows on every page view."""
     total = None if q else sum(n for s, n in up.shown() if not status or s == status)
@@ -97,52 +108,110 @@ def _page_of_deliveries(message_id: int, up: Rollup, status: str, q: str) -> Pag
                     total=total)
 
 
+def _status_filter() -> str:
+    status = request.args.get("status", "")
+    return status if status in FILTERS else ""
+
+
+def _table_key(status: str, q: str, page: int) -> str:
+    """The recipient table's element id for one filter, search and page. A poll's answer swaps
+    the table it was asked for by this id, so an answer that arrives after the operator changed
+    the filter finds no table to overwrite instead of bringing the old filter back."""
+    return "rt-" + hashlib.blake2s(f"{status}\n{q}\n{page}".encode(), digest_size=6).hexdigest()
+
+
+def _table(message_id: int, page: Page[Row], status: str, q: str, kept: Sequence[Row] = (),
+           timelines: dict[int, list[Step]] | None = None) -> dict[str, Any]:
+    """What _recipients.html needs: the page's rows, and the `kept` rows (off the page, their
+    timeline open) in id order among them."""
+    listed = [(d, name, False) for d, name in page.items] + [(d, name, True) for d, name in kept]
+    listed.sort(key=lambda row: row[0].id)
+    return dict(message_id=message_id, page=page, status=status, q=q, rows=listed,
+                table_key=_table_key(status, q, page.page), timelines=timelines or {})
+
+
 @bp.get("/messages/<int:message_id>")
 def show(message_id: int) -> Response:
     message = _message_or_404(message_id)
-    status = request.args.get("status", "")
-    status = status if status in FILTERS else ""
-    q = request.args.get("q", "")
+    status, q = _status_filter(), request.args.get("q", "")
     up = rollup(message.id)
     page = _page_of_deliveries(message.id, up, status, q)
-    context = dict(message=message, rollup=up, page=page, status=status, q=q, filters=FILTERS,
-                   explain=explain, retryable=can_retry)
+    # The poller starts from the version its first poll will compute, which counts these rows' events.
+    up = replace(up, events=watched_events([d.id for d, _ in page.items]))
+    context = dict(message=message, rollup=up, filters=FILTERS, explain=explain, retryable=can_retry,
+                   **_table(message.id, page, status, q))
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "recipients":
-        return _vary(Response(render_template("messages/_recipients.html", **context)))
+        return _vary(Response(render_template("messages/_recipients.html", poller_oob=True, **context)))
     return _vary(Response(render_template("messages/show.html", **context)))
+
+
+def _watch(shown: list[int], open_ids: list[int]) -> list[int]:
+    return list(dict.fromkeys(shown + open_ids))
 
 
 @bp.get("/messages/<int:message_id>/poll")
 def poll(message_id: int) -> Response:
     """What changed on a message page since version `v`: 204 if nothing, else the new roll-up,
-    the badges of the rows on screen and the open timelines, as out-of-band swaps."""
-    up = rollup(message_id)
+    the badges of the rows on screen and the open timelines, as out-of-band swaps.
+
+    The version covers the rows on screen and the open timelines (`shown`, `open`), so an event
+    that changes no status (a retry, a repeated callback, a note) still reaches them. Under a
+    status filter, rows enter and leave as deliveries move, so a changed poll asks for the page
+    again: if its rows or total differ from the table on screen (`shown`, `total`), the whole
+    table is swapped, else only the badges are."""
+    shown, open_ids = _ids("shown"), _ids("open")
+    up = rollup(message_id, watching=_watch(shown, open_ids))
     if not up.total and db.session.get(Message, message_id) is None:
         abort(404)
     if up.version == request.args.get("v"):
         return Response(status=204)
-    shown, open_ids = _ids("shown"), _ids("open")
-    rows = db.session.scalars(select(Delivery).where(Delivery.message_id == message_id,
-                                                     Delivery.id.in_(shown))).all() if shown else []
-    timelines = _timelines(message_id, open_ids)
-    return Response(render_template("messages/_poll.html", message_id=message_id, rollup=up, rows=rows,
-                                    timelines=timelines, shown=shown, explain=explain, retryable=can_retry))
+    status = _status_filter()
+    if status:
+        q = request.args.get("q", "")
+        page = _page_of_deliveries(message_id, up, status, q)
+        listed = [d.id for d, _ in page.items]
+        if listed != shown or page.total != request.args.get("total", type=int):
+            return _poll_table(message_id, up, page, status, q, open_ids)
+        rows = list(page.items) + _by_id(message_id, [i for i in open_ids if i not in listed])
+    else:  # an unfiltered (or only searched) table keeps its rows: only their badges change
+        rows = _by_id(message_id, _watch(shown, open_ids))
+    deliveries = {d.id: d for d, _ in rows}
+    cells = [d for d in deliveries.values() if status or d.id in shown]
+    timelines = _steps([deliveries[i] for i in open_ids if i in deliveries])
+    return Response(render_template(
+        "messages/_poll.html", message_id=message_id, rollup=up, explain=explain, retryable=can_retry,
+        cells=cells, timelines=[(deliveries[i], timelines[i]) for i in timelines]))
 
 
-def _timelines(message_id: int, delivery_ids: list[int]) -> list[tuple[Delivery, list]]:  # type: ignore[type-arg]
-    deliveries = db.session.scalars(select(Delivery).where(Delivery.message_id == message_id,
-                                                           Delivery.id.in_(delivery_ids))).all() if delivery_ids else []
+def _poll_table(message_id: int, up: Rollup, page: Page[Row], status: str, q: str, open_ids: list[int]) -> Response:
+    """A filtered table whose rows or total changed, whole, in place of the one on screen. That
+    one's id names the page it asked for, not the page shown now (fewer rows, fewer pages).
+
+    Rows whose timeline is open stay even off the page (`kept`), marked. The new table watches
+    other rows, so its poller carries their event count, read before their events and notes are:
+    what the table shows is never older than the version it is sent with."""
+    listed = [d.id for d, _ in page.items]
+    up = replace(up, events=watched_events(_watch(listed, open_ids)))
+    kept = _by_id(message_id, [i for i in open_ids if i not in listed])
+    deliveries = {d.id: d for d, _ in list(page.items) + kept}
+    timelines = _steps([deliveries[i] for i in open_ids if i in deliveries])
+    return Response(render_template(
+        "messages/_poll.html", rollup=up, explain=explain, retryable=can_retry,
+        replaces=_table_key(status, q, page_number()), **_table(message_id, page, status, q, kept, timelines)))
+
+
+def _steps(deliveries: list[Delivery]) -> dict[int, list[Step]]:
+    """The timelines of these deliveries, by id, from one query."""
     events = events_for([d.id for d in deliveries])
-    return [(d, steps(events[d.id])) for d in deliveries]
+    return {d.id: steps(events[d.id]) for d in deliveries}
 
 
 @bp.get("/messages/<int:message_id>/deliveries/<int:delivery_id>/timeline")
 def timeline(message_id: int, delivery_id: int) -> str:
-    found = _timelines(message_id, [delivery_id])
-    if not found:
+    delivery = db.session.get(Delivery, delivery_id)
+    if delivery is None or delivery.message_id != message_id:
         abort(404)
-    delivery, timeline_steps = found[0]
-    return render_template("messages/_timeline.html", delivery=delivery, steps=timeline_steps,
+    return render_template("messages/_timeline.html", delivery=delivery, steps=_steps([delivery])[delivery_id],
                            explain=explain, retryable=can_retry)
 
 

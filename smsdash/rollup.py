@@ -4,18 +4,24 @@ One GROUP BY over the (message_id, status, updated_at) index answers both the co
 "did anything change?": every status move changes two counts, so the version catches even a
 transaction that commits late with an older `updated_at`; the newest `updated_at` catches
 changes that keep the status (an error code filled in later).
+
+Some news changes no delivery row at all: the send job's `retry` event, a repeated callback with
+another error code, a note. The message page needs it for the rows on screen (their badges say
+"waiting to retry", their open timelines grow), so its poll asks the same statement to count the
+events of those rows too: events are only ever appended, so a new count means a new event, even
+one whose transaction committed late.
 """
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable
+from typing import Any, Iterable, Sequence
 
 from sqlalchemy import func, select
 
 from .extensions import db
-from .models import Delivery
+from .models import Delivery, Event
 from .status import FAILURES, FINAL
 
 # The counters every message shows, in the order a delivery moves through them.
@@ -30,6 +36,7 @@ class Rollup:
 
     counts: dict[str, int] = field(default_factory=dict)
     last_update: datetime | None = None
+    events: int = 0  # events of the watched deliveries (the rows on screen), see `rollup`
 
     @property
     def total(self) -> int:
@@ -68,8 +75,12 @@ class Rollup:
     @property
     def version(self) -> str:
         stamp = self.last_update.isoformat() if self.last_update else ""
-        raw = ";".join(f"{s}={n}" for s, n in sorted(self.counts.items())) + "@" + stamp
+        raw = ";".join(f"{s}={n}" for s, n in sorted(self.counts.items())) + f"@{stamp}+{self.events}"
         return hashlib.blake2s(raw.encode(), digest_size=8).hexdigest()
+
+
+def _latest(current: datetime | None, newest: datetime | None) -> datetime | None:
+    return newest if newest is not None and (current is None or newest > current) else current
 
 
 def rollups(message_ids: Iterable[int]) -> dict[int, Rollup]:
@@ -85,10 +96,34 @@ def rollups(message_ids: Iterable[int]) -> dict[int, Rollup]:
         )
         for mid, status, n, newest in rows:
             counts[mid][status] = n
-            if newest is not None and (latest[mid] is None or newest > latest[mid]):
-                latest[mid] = newest
+            latest[mid] = _latest(latest[mid], newest)
     return {mid: Rollup(counts[mid], latest[mid]) for mid in ids}
 
 
-def rollup(message_id: int) -> Rollup:
-    return rollups([message_id])[message_id]
+def event_count(delivery_ids: Sequence[int]) -> Any:
+    """How many events these deliveries have: a scalar subquery over the (delivery_id, dedupe_key)
+    index, so it rides along in the roll-up's statement instead of costing a round trip."""
+    return (select(func.count()).select_from(Event).where(Event.delivery_id.in_(delivery_ids))
+            .scalar_subquery())
+
+
+def rollup(message_id: int, watching: Sequence[int] = ()) -> Rollup:
+    """One message's roll-up; with `watching`, its version also changes when any of those
+    deliveries gets an event that left its row untouched. Still one statement."""
+    columns = [Delivery.status, func.count(), func.max(Delivery.updated_at)]
+    if watching:
+        columns.append(event_count(watching))
+    rows = db.session.execute(select(*columns).where(Delivery.message_id == message_id)
+                              .group_by(Delivery.status)).all()
+    counts: dict[str, int] = {}
+    latest: datetime | None = None
+    for status, n, newest, *_ in rows:
+        counts[status] = n
+        latest = _latest(latest, newest)
+    return Rollup(counts, latest, events=rows[0][3] if watching and rows else 0)
+
+
+def watched_events(delivery_ids: Sequence[int]) -> int:
+    """The event count `rollup(..., watching=delivery_ids)` folds in, for a page that renders
+    its rows before it can know them (the page's poller must start from the poll's version)."""
+    return db.session.scalar(select(event_count(delivery_ids))) if delivery_ids else 0

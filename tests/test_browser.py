@@ -118,6 +118,16 @@ def _badge(page: Any, number: str) -> Any:
     return page.locator("tbody.delivery", has_text=number).locator(".status-cell .badge")
 
 
+def _log_in(page: Any, server: LiveServer) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(server.url + "/login")
+    page.get_by_label("Email").fill("op@example.com")
+    page.get_by_label("Password").fill(TEST_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Messages")).to_be_visible()
+
+
 def test_operator_watches_a_send_live(app: Flask, live: tuple[LiveServer, Simulator], browser_page: Any,
                                       tmp_path: Path) -> None:
     from playwright.sync_api import expect
@@ -126,12 +136,7 @@ def test_operator_watches_a_send_live(app: Flask, live: tuple[LiveServer, Simula
     page = browser_page
     shots = os.environ.get("SCREENSHOT_DIR")
 
-    page.goto(server.url + "/login")
-    page.get_by_label("Email").fill("op@example.com")
-    page.get_by_label("Password").fill(TEST_PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Messages")).to_be_visible()
-
+    _log_in(page, server)
     page.get_by_role("link", name="Compose").first.click()
     page.get_by_label("Recipients").fill(f"(415) 555-0123\n{TO_INVALID}, {TO_UNREACHABLE}")
     page.get_by_label("Message", exact=True).fill("Your order has shipped. Reply STOP to opt out.")
@@ -206,10 +211,7 @@ def test_compose_picker_and_bad_numbers_in_the_browser(app: Flask, live: tuple[L
         db.session.commit()
     server, simulator = live
     page = browser_page
-    page.goto(server.url + "/login")
-    page.get_by_label("Email").fill("op@example.com")
-    page.get_by_label("Password").fill(TEST_PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    _log_in(page, server)
     page.goto(server.url + "/messages/new")
 
     page.get_by_label("Add contacts or groups").fill("night")
@@ -228,3 +230,61 @@ def test_compose_picker_and_bad_numbers_in_the_browser(app: Flask, live: tuple[L
     expect(page.get_by_label("Message", exact=True)).to_have_value("Shift starts at 9 {sharp}")
     expect(page.get_by_label("Group: Night shift (2)")).to_be_checked()
     assert simulator.messages == []
+
+
+def test_a_status_filter_stays_truthful_while_deliveries_move(app: Flask, live: tuple[LiveServer, Simulator],
+                                                              browser_page: Any) -> None:
+    """Filtered on a status, the list follows the deliveries without a reload: a delivery that
+    enters the filter appears, one that leaves it goes, except one whose timeline is open, which
+    stays marked until its timeline is closed. Moves are applied straight to the database, as
+    the webhook and the send job would."""
+    from playwright.sync_api import expect
+
+    from smsdash.extensions import db
+    from smsdash.models import Delivery, Message
+    from smsdash.status import apply_status
+
+    numbers = ["+14155550141", "+14155550142", "+14155550143", "+14155550144"]
+    with app.app_context():
+        message = Message(body="Filter me", recipient_count=len(numbers))
+        db.session.add(message)
+        db.session.flush()
+        rows = [Delivery(message_id=message.id, to_number=n, status=s)
+                for n, s in zip(numbers, ("failed", "sending", "sending", "sending"))]
+        db.session.add_all(rows)
+        db.session.commit()
+        mid, ids = message.id, [d.id for d in rows]
+
+    def move(index: int, status: str, **kwargs: Any) -> None:
+        with app.app_context():
+            apply_status(ids[index], status, source="job", **kwargs)
+            db.session.commit()
+
+    server, _ = live
+    page = browser_page
+    _log_in(page, server)
+    page.goto(f"{server.url}/messages/{mid}")
+    page.get_by_label("Status", exact=True).select_option("failed")
+    listed = page.locator("#recipients tbody.delivery")
+    expect(listed).to_have_count(1)
+    page.evaluate("window.__noReload = 'still here'")
+
+    move(1, "failed", error_code=21211)  # enters the filter
+    expect(listed).to_have_count(2)
+    expect(_badge(page, numbers[1])).to_have_attribute("data-status", "failed")
+    expect(page.locator('.rollup li[data-status="failed"] .count')).to_have_text("2")
+
+    page.get_by_label("Status", exact=True).select_option("sending")
+    expect(listed).to_have_count(2)
+    kept_row = page.locator("tbody.delivery", has_text=numbers[2])
+    kept_row.get_by_role("button", name="Timeline").click()
+    expect(kept_row.locator(".timeline-box")).to_contain_text("No events yet.")
+    move(2, "sent", sid="SM" + "2" * 32)  # both leave the filter; the operator is reading one
+    move(3, "sent", sid="SM" + "3" * 32)
+    expect(page.locator("tbody.delivery", has_text=numbers[3])).to_have_count(0)
+    expect(kept_row).to_contain_text("No longer in this list; kept here while its timeline is open")
+    expect(kept_row.locator(".timeline")).to_contain_text("from send job")
+    expect(page.locator("#recipients")).to_contain_text("No recipient matches status “sending”")
+    kept_row.get_by_role("button", name="Timeline").click()  # closing it lets the row go
+    expect(listed).to_have_count(0)
+    assert page.evaluate("window.__noReload") == "still here", "the page reloaded instead of updating live"
