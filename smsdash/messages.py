@@ -20,6 +20,7 @@ from .errors import explain
 from .extensions import db
 from .models import Contact, Delivery, Message
 from .pagination import Page, page_number, paginate
+from .retry_wait import retry_waits
 from .rollup import COUNTERS, Rollup, rollup, rollups, watched_events
 from .search import name_or_number
 from .send_job import can_retry, retry_delivery
@@ -123,11 +124,12 @@ def _table_key(status: str, q: str, page: int) -> str:
 def _table(message_id: int, page: Page[Row], status: str, q: str, kept: Sequence[Row] = (),
            timelines: dict[int, list[Step]] | None = None) -> dict[str, Any]:
     """What _recipients.html needs: the page's rows, and the `kept` rows (off the page, their
-    timeline open) in id order among them."""
+    timeline open) in id order among them, each with its waiting-to-retry note."""
     listed = [(d, name, False) for d, name in page.items] + [(d, name, True) for d, name in kept]
     listed.sort(key=lambda row: row[0].id)
     return dict(message_id=message_id, page=page, status=status, q=q, rows=listed,
-                table_key=_table_key(status, q, page.page), timelines=timelines or {})
+                table_key=_table_key(status, q, page.page), timelines=timelines or {},
+                waits=retry_waits(d for d, _, _ in listed))
 
 
 @bp.get("/messages/<int:message_id>")
@@ -180,7 +182,7 @@ def poll(message_id: int) -> Response:
     timelines = _steps([deliveries[i] for i in open_ids if i in deliveries])
     return Response(render_template(
         "messages/_poll.html", message_id=message_id, rollup=up, explain=explain, retryable=can_retry,
-        cells=cells, timelines=[(deliveries[i], timelines[i]) for i in timelines]))
+        cells=cells, waits=retry_waits(cells), timelines=[(deliveries[i], timelines[i]) for i in timelines]))
 
 
 def _poll_table(message_id: int, up: Rollup, page: Page[Row], status: str, q: str, open_ids: list[int]) -> Response:

@@ -1,5 +1,5 @@
 """The message page's live poll, beyond badges: a status filter that stays truthful as deliveries
-move, and open timelines that pick up events which change no status.
+move, open timelines that pick up events which change no status, and "waiting to retry".
 
 `LivePage` plays the part htmx plays in the browser: it polls the poller's URL with every
 `[data-poll]` input the page holds, adopts the poller the answer brings, and reads the table's
@@ -14,9 +14,14 @@ from urllib.parse import urlencode
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event
+from sqlalchemy import event, select
 
+from smsdash import send_job
+from smsdash.compose import Recipient, compose_message
 from smsdash.extensions import db
+from smsdash.models import Delivery
+from smsdash.simulator import Simulator
+from smsdash.status import apply_status
 from smsdash.timeline import record_event
 from tests.test_messages import _message, _move
 
@@ -227,3 +232,55 @@ def test_changing_the_filter_brings_a_poller_for_the_new_rows(app: Flask, logged
     assert '<div id="poller"' in fragment and 'hx-swap-oob="true"></div>' in fragment
     page.poll_url, page.inputs = _poller_url(fragment), _table_inputs(fragment)
     assert page.poll().status_code == 204
+
+
+# ---- waiting to retry --------------------------------------------------------------------------
+
+def test_a_send_waiting_out_a_backoff_says_so_until_it_moves_on(twilio_app: Flask, simulator: Simulator,
+                                                              logged_in: FlaskClient) -> None:
+    twilio_app.config.update(SEND_RETRY_BASE_SECONDS=60.0, SEND_RETRY_MAX_SECONDS=300.0, SEND_MAX_ATTEMPTS=4)
+    with twilio_app.app_context():
+        mid = compose_message("Hello", [Recipient("+14155550101"), Recipient("+14155550102")], author_id=None).id
+        waiting, other = db.session.scalars(select(Delivery.id).where(Delivery.message_id == mid)
+                                            .order_by(Delivery.id)).all()
+    simulator.set_knobs(error_429_rate=1.0)
+    with twilio_app.app_context():
+        send_job.send_delivery(other)  # claimed: `sending`, then the 429's retry event
+    page = LivePage(logged_in, f"/messages/{mid}")
+    cell = _row(page.html, other)
+    assert 'data-status="sending"' in cell
+    assert re.search(r"waiting to retry: attempt 2 of 4, due at <time datetime=\"[^\"]+\">\d\d:\d\d:\d\d\.\d UTC</time>",
+                     cell), cell
+    assert "Too many requests to Twilio at once." in cell
+    assert "waiting to retry" not in _row(page.html, waiting)  # still queued
+
+    with twilio_app.app_context():  # the same, live: the retry event alone wakes the poll
+        send_job.send_delivery(waiting)
+    body = page.poll().get_data(as_text=True)
+    status_cell = body.split(f'<div id="st-{waiting}" class="status-cell" hx-swap-oob="innerHTML">')[1].split("</div>")[0]
+    assert "waiting to retry: attempt 2 of 4" in status_cell and "Too many requests" in status_cell
+
+    simulator.set_knobs(error_429_rate=0.0)
+    with twilio_app.app_context():  # the scheduled retry runs: sent, and the note goes
+        send_job.send_delivery(waiting, expected_attempts=1, try_number=2)
+    body = page.poll().get_data(as_text=True)
+    status_cell = body.split(f'<div id="st-{waiting}" class="status-cell" hx-swap-oob="innerHTML">')[1].split("</div>")[0]
+    assert 'data-status="sent"' in status_cell and "waiting to retry" not in status_cell
+
+
+def test_a_wait_ends_when_the_next_attempt_starts(app: Flask, logged_in: FlaskClient) -> None:
+    mid, ids = _message(app, ["sending"])
+    with app.app_context():
+        record_event(ids[0], "retry", source="job", error_code=None,
+                     detail="Twilio did not answer within 2.0 s; attempt 3 of 5 in 8.0 s",
+                     payload={"retry_at": "2026-11-26T12:00:08.500000+00:00"})
+        db.session.commit()
+    page = LivePage(logged_in, f"/messages/{mid}")
+    cell = _row(page.html, ids[0])
+    assert "waiting to retry: attempt 3 of 5, due at" in cell and "12:00:08.5 UTC" in cell
+    assert "Twilio did not answer within 2.0 s" in cell  # no code to explain: the job's own words
+    with app.app_context():
+        apply_status(ids[0], "sending", source="job", detail="attempt 3 of 5", dedupe=False)
+        db.session.commit()
+    body = page.poll().get_data(as_text=True)
+    assert "waiting to retry" not in body

@@ -1,0 +1,60 @@
+"""Deliveries waiting out a retry backoff, as the message page tells an operator about them.
+
+While the send job waits to try again (a 429, a 5xx, a timeout), the delivery stays `sending`:
+it is claimed, so no other job may send it. The badge alone cannot tell "at Twilio right now"
+from "waiting 40 s after Twilio said too many requests", so the page reads the job's `retry`
+event: which attempt comes next, when it falls due, and why the last one failed. Once the next
+attempt starts (a new `sending` event) or the status moves on, the latest event is no longer
+that retry and nothing is shown.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable
+
+from sqlalchemy import select
+
+from .errors import ErrorInfo, explain
+from .extensions import db
+from .models import Delivery, Event
+
+# The send job states the next attempt in the retry event's detail: "…; attempt 2 of 5 in 3.1 s".
+_ATTEMPT = re.compile(r"attempt (\d+) of (\d+)")
+
+
+@dataclass(frozen=True)
+class RetryWait:
+    """What a waiting delivery's status cell says: the next attempt, when, and the last error."""
+
+    attempt: int | None
+    of: int | None
+    due_at: datetime | None
+    error: ErrorInfo | None  # None when Twilio gave no code (a timeout, a dropped connection)
+    reason: str              # the job's own words, for errors without a code
+
+
+def _wait(event: Event) -> RetryWait:
+    detail = event.detail or ""
+    attempt = _ATTEMPT.search(detail)
+    due = (event.payload or {}).get("retry_at")
+    return RetryWait(
+        attempt=int(attempt.group(1)) if attempt else None,
+        of=int(attempt.group(2)) if attempt else None,
+        due_at=datetime.fromisoformat(due) if due else None,
+        error=explain(event.error_code) if event.error_code is not None else None,
+        reason=detail.split("; attempt ")[0],
+    )
+
+
+def retry_waits(deliveries: Iterable[Delivery]) -> dict[int, RetryWait]:
+    """The waits of these deliveries, by id: one query, and none when no row is `sending`."""
+    sending = [d.id for d in deliveries if d.status == "sending"]
+    if not sending:
+        return {}
+    latest: dict[int, Event] = {}
+    for event in db.session.scalars(select(Event).where(Event.delivery_id.in_(sending))
+                                    .order_by(Event.received_at, Event.id)):
+        latest[event.delivery_id] = event
+    return {did: _wait(e) for did, e in latest.items() if e.event_type == "retry" and e.source == "job"}
