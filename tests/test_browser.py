@@ -99,9 +99,9 @@ def browser_page() -> Iterator[Any]:
         browser.close()
 
 
-def _start_worker(app: Flask) -> subprocess.Popen[bytes]:
+def _start_worker(app: Flask, **env: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=PROJECT_ROOT,
-                            env=_worker_env(app), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            env={**_worker_env(app), **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> str:
@@ -287,4 +287,36 @@ def test_a_status_filter_stays_truthful_while_deliveries_move(app: Flask, live: 
     expect(page.locator("#recipients")).to_contain_text("No recipient matches status “sending”")
     kept_row.get_by_role("button", name="Timeline").click()  # closing it lets the row go
     expect(listed).to_have_count(0)
+    assert page.evaluate("window.__noReload") == "still here", "the page reloaded instead of updating live"
+
+
+def test_a_send_waiting_to_retry_says_so_until_it_goes_out(app: Flask, live: tuple[LiveServer, Simulator],
+                                                           browser_page: Any) -> None:
+    """Twilio answers 429: a real worker records the retry and waits; the page says so under the
+    `sending` badge without a reload, and the note goes once the retry is sent and delivered."""
+    from playwright.sync_api import expect
+
+    from smsdash.compose import Recipient, compose_message
+
+    server, simulator = live
+    simulator.set_knobs(error_429_rate=1.0)
+    with app.app_context():
+        mid = compose_message("Retry me", [Recipient(DELIVERABLE)], author_id=None).id
+    page = browser_page
+    _log_in(page, server)
+    page.goto(f"{server.url}/messages/{mid}")
+    page.evaluate("window.__noReload = 'still here'")
+    cell = page.locator("tbody.delivery", has_text=DELIVERABLE).locator(".status-cell")
+    # A backoff of 5 to 10 s: long enough for a 2 s poll to see the wait, short enough to wait out.
+    worker = _start_worker(app, SEND_RETRY_BASE_SECONDS="10", SEND_RETRY_MAX_SECONDS="10", SEND_MAX_ATTEMPTS="3")
+    try:
+        expect(cell.locator(".retry-wait")).to_contain_text("waiting to retry: attempt 2 of 3, due at")
+        expect(cell.locator(".retry-wait")).to_contain_text("Too many requests to Twilio at once.")
+        expect(cell.locator(".badge")).to_have_attribute("data-status", "sending")
+        simulator.set_knobs(error_429_rate=0.0)
+        expect(cell.locator(".badge")).to_have_attribute("data-status", "delivered", timeout=30_000)
+        expect(cell.locator(".retry-wait")).to_have_count(0)
+    finally:
+        errors = _stop(worker)
+    assert "Traceback" not in errors, errors
     assert page.evaluate("window.__noReload") == "still here", "the page reloaded instead of updating live"
