@@ -16,6 +16,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 
+from .compose import waiting_for_redis_note
 from .errors import explain
 from .extensions import db
 from .models import Contact, Delivery, Message
@@ -224,7 +225,11 @@ def retry(message_id: int, delivery_id: int) -> Response:
     if delivery is None or delivery.message_id != message_id:
         abort(404)
     if retry_delivery(delivery_id):
-        flash(f"Sending to {delivery.to_number} again.", "info")
+        # retry_delivery commits the reopened delivery, then hands it to Redis; when Redis cannot
+        # be reached it stays queued for the sweeper, and "sending again" would not be true yet.
+        waiting = db.session.scalar(select(Delivery.enqueued_at).where(Delivery.id == delivery_id)) is None
+        note = waiting_for_redis_note(message_id) if waiting else None
+        flash(note or f"Sending to {delivery.to_number} again.", "warning" if note else "info")
     else:
         flash(f"The delivery to {delivery.to_number} cannot be retried: only failures Twilio never "
               "accepted, with an error a resend can fix, can be.", "error")

@@ -6,6 +6,7 @@ import io
 import re
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -195,5 +196,25 @@ def test_retry_button_only_for_retryable_failures(app: Flask, logged_in: FlaskCl
     assert "cannot be retried" in logged_in.get(refused.headers["Location"]).get_data(as_text=True)
     done = logged_in.post(f"/messages/{mid}/deliveries/{ids[0]}/retry", data={"csrf_token": token})
     assert done.status_code == 302
+    assert "Sending to +14155550000 again." in logged_in.get(done.headers["Location"]).get_data(as_text=True)
     with app.app_context():
         assert db.session.get(Delivery, ids[0]).status == "queued"
+
+
+def test_retry_with_redis_down_says_sending_waits_for_redis(app: Flask, logged_in: FlaskClient,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    mid, ids = _message(app, ["failed"])
+    with app.app_context():
+        db.session.get(Delivery, ids[0]).error_code = 20429
+        db.session.commit()
+    token = csrf_token_from(logged_in.get(f"/messages/{mid}").get_data(as_text=True))
+    monkeypatch.setitem(app.config, "REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens there
+    monkeypatch.setitem(app.extensions, "smsdash_redis", None)  # clients for the live Redis are not reused
+    done = logged_in.post(f"/messages/{mid}/deliveries/{ids[0]}/retry", data={"csrf_token": token})
+    page = logged_in.get(done.headers["Location"]).get_data(as_text=True)
+    assert "Not sent yet: Redis (the job queue) cannot be reached. The 1 delivery is saved as queued" in page
+    assert "again." not in page
+    with app.app_context():
+        delivery = db.session.get(Delivery, ids[0])
+        assert (delivery.status, delivery.enqueued_at) == ("queued", None)
+    monkeypatch.undo()  # before `app` empties the live Redis
