@@ -9,7 +9,6 @@ that retry and nothing is shown.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable
@@ -19,10 +18,6 @@ from sqlalchemy import select
 from .errors import ErrorInfo, explain
 from .extensions import db
 from .models import Delivery, Event
-
-# The send job states the next attempt in the retry event's detail: "…; attempt 2 of 5 in 3.1 s".
-_ATTEMPT = re.compile(r"attempt (\d+) of (\d+)")
-
 
 @dataclass(frozen=True)
 class RetryWait:
@@ -36,15 +31,15 @@ class RetryWait:
 
 
 def _wait(event: Event) -> RetryWait:
-    detail = event.detail or ""
-    attempt = _ATTEMPT.search(detail)
-    due = (event.payload or {}).get("retry_at")
+    """The wait a send job's retry event describes, from the fields it records in its payload."""
+    payload = event.payload or {}
+    due = payload.get("retry_at")
     return RetryWait(
-        attempt=int(attempt.group(1)) if attempt else None,
-        of=int(attempt.group(2)) if attempt else None,
+        attempt=payload.get("attempt"),
+        of=payload.get("of"),
         due_at=datetime.fromisoformat(due) if due else None,
         error=explain(event.error_code) if event.error_code is not None else None,
-        reason=detail.split("; attempt ")[0],
+        reason=payload.get("reason", ""),
     )
 
 
