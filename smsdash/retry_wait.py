@@ -35,8 +35,8 @@ def _wait(event: Event) -> RetryWait:
     payload = event.payload or {}
     due = payload.get("retry_at")
     return RetryWait(
-        attempt=payload.get("attempt"),
-        of=payload.get("of"),
+        attempt=payload.get("next_try"),
+        of=payload.get("max_tries"),
         due_at=datetime.fromisoformat(due) if due else None,
         error=explain(event.error_code) if event.error_code is not None else None,
         reason=payload.get("reason", ""),

@@ -351,7 +351,7 @@ def _failed(claimed: Claimed, failure: SendFailure, counts: dict[str, int]) -> R
         record_event(delivery_id, "retry", source="job", error_code=failure.code,
                      detail=f"{failure.reason}; attempt {try_number + 1} of {budget} in {delay:.1f} s",
                      payload={"may_have_reached_twilio": failure.may_have_reached, "retry_at": retry_at.isoformat(),
-                              "attempt": try_number + 1, "of": budget, "reason": failure.reason})
+                              "next_try": try_number + 1, "max_tries": budget, "reason": failure.reason})
         _bump(counts, "retry")
         # `verify` carries over: once any attempt may have reached Twilio, every later one looks first.
         return RetryPlan(delivery_id, claimed.attempts, try_number + 1,

@@ -273,7 +273,7 @@ def test_a_wait_ends_when_the_next_attempt_starts(app: Flask, logged_in: FlaskCl
     with app.app_context():
         record_event(ids[0], "retry", source="job", error_code=None,
                      detail="Twilio did not answer within 2.0 s; attempt 3 of 5 in 8.0 s",
-                     payload={"retry_at": "2026-11-26T12:00:08.500000+00:00", "attempt": 3, "of": 5,
+                     payload={"retry_at": "2026-11-26T12:00:08.500000+00:00", "next_try": 3, "max_tries": 5,
                               "reason": "Twilio did not answer within 2.0 s"})
         db.session.commit()
     page = LivePage(logged_in, f"/messages/{mid}")

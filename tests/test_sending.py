@@ -169,7 +169,7 @@ def test_retry_event_says_when_the_next_attempt_falls_due(send_app: Flask, simul
         scheduled = ScheduledJobRegistry(queue=get_queue()).get_scheduled_time(
             f"send_d{delivery.id}_a1")
     assert retry.payload["may_have_reached_twilio"] is True
-    assert (retry.payload["attempt"], retry.payload["of"]) == (2, send_app.config["SEND_MAX_ATTEMPTS"])
+    assert (retry.payload["next_try"], retry.payload["max_tries"]) == (2, send_app.config["SEND_MAX_ATTEMPTS"])
     assert retry.payload["reason"] and retry.detail.startswith(retry.payload["reason"])  # type: ignore[union-attr]
     retry_at = datetime.fromisoformat(retry.payload["retry_at"])
     assert retry_at.utcoffset() == timedelta(0)
