@@ -70,3 +70,11 @@ def test_simulator_smart_encodes_only_a_messaging_services_sends_when_asked(
     (stored,) = simulator.messages
     expected = "\"Hi\" - it's me" if rewritten else body
     assert (created.body, stored.body, stored.params["Body"]) == (expected, expected, body)
+
+
+@pytest.mark.parametrize("knob", [True, False])
+def test_the_simulators_messaging_service_reports_its_smart_encoding(simulator: Simulator, knob: bool) -> None:
+    simulator.set_knobs(smart_encoding=knob)
+    client = build_client(simulator.client_config())
+    assert client.messaging.v1.services(simulator.messaging_service_sid).fetch().smart_encoding is knob
+    assert [s.smart_encoding for s in client.messaging.v1.services.list()] == [knob]

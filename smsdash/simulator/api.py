@@ -266,7 +266,7 @@ def page_reply(request: ApiRequest, key: str, records: list[dict[str, Any]]) -> 
 def list_services(sim: "Simulator", request: ApiRequest, args: dict[str, str]) -> Reply:
     size = min(max(int(request.arg("PageSize") or 50), 1), 1000)
     with sim.store.lock:
-        records = [s.to_json(sim.messaging_base) for s in sim.store.services.values()][:size]
+        records = [s.to_json(sim.messaging_base, sim.knobs.smart_encoding) for s in sim.store.services.values()][:size]
     url = f"{sim.messaging_base}/v1/Services?PageSize={size}&Page=0"
     return Reply(200, {"services": records, "meta": {
         "page": 0, "page_size": size, "first_page_url": url, "previous_page_url": None,
@@ -278,7 +278,7 @@ def fetch_service(sim: "Simulator", request: ApiRequest, args: dict[str, str]) -
     service = sim.store.services.get(args["sid"])
     if service is None:
         raise ApiError(404, 20404)
-    return Reply(200, service.to_json(sim.messaging_base))
+    return Reply(200, service.to_json(sim.messaging_base, sim.knobs.smart_encoding))
 
 
 @route("POST", r"/v1/Services/(?P<sid>MG[0-9a-fA-F]{32})")
@@ -297,4 +297,4 @@ def update_service(sim: "Simulator", request: ApiRequest, args: dict[str, str]) 
         if "FriendlyName" in form:
             service.friendly_name = form["FriendlyName"]
         service.date_updated = now()
-        return Reply(200, service.to_json(sim.messaging_base))
+        return Reply(200, service.to_json(sim.messaging_base, sim.knobs.smart_encoding))

@@ -106,7 +106,9 @@ class SimService:
     date_created: datetime = field(default_factory=now)
     date_updated: datetime = field(default_factory=now)
 
-    def to_json(self, base_url: str) -> dict[str, Any]:
+    def to_json(self, base_url: str, smart_encoding: bool) -> dict[str, Any]:
+        """The service as Twilio shows it; `smart_encoding` is the simulator's knob of that name,
+        which decides whether this service's sends keep a smart-encoded body."""
         url = f"{base_url}/v1/Services/{self.sid}"
         return {
             "sid": self.sid, "account_sid": self.account_sid, "friendly_name": self.friendly_name,
@@ -114,7 +116,7 @@ class SimService:
             "date_updated": self.date_updated.isoformat().replace("+00:00", "Z"),
             "inbound_request_url": self.inbound_request_url, "inbound_method": self.inbound_method,
             "fallback_url": None, "fallback_method": "POST", "status_callback": self.status_callback,
-            "sticky_sender": True, "mms_converter": True, "smart_encoding": True,
+            "sticky_sender": True, "mms_converter": True, "smart_encoding": smart_encoding,
             "scan_message_content": "inherit", "fallback_to_long_code": True,
             "area_code_geomatch": True, "synchronous_validation": True, "validity_period": 14400,
             "url": url, "usecase": "notifications", "us_app_to_person_registered": False,
