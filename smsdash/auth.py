@@ -1,6 +1,7 @@
 """Operator login: the login page, logout, the login-required gate, and `users create`."""
 from __future__ import annotations
 
+from functools import cache
 from urllib.parse import urlsplit
 
 import click
@@ -9,8 +10,10 @@ from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import EmailField, PasswordField
+from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms.validators import DataRequired, Length, Regexp
 
+from . import login_throttle
 from .extensions import db, login_manager
 from .models import User
 
@@ -44,16 +47,39 @@ def _safe_next(target: str | None) -> str:
     return "/"
 
 
+@cache
+def _decoy_hash() -> str:
+    """A hash to check unknown emails against, so they take as long as a wrong password and the
+    answer's timing does not tell which emails are operators."""
+    return generate_password_hash("not anyone's password")
+
+
+def _password_ok(user: User | None, password: str) -> bool:
+    if user is None:
+        check_password_hash(_decoy_hash(), password)
+        return False
+    return user.check_password(password)
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> str | Response:
     form = LoginForm()
+    status, headers = (200 if request.method == "GET" else 401), {}
     if form.validate_on_submit():
-        user = find_user(form.email.data or "")
-        if user is not None and user.check_password(form.password.data or ""):
-            login_user(user)
+        email = form.email.data or ""
+        attempt = login_throttle.take_attempt(email, request.remote_addr)
+        if not attempt.allowed:
+            # The same words whether the email is an operator's or not, and no password check.
+            minutes = attempt.retry_after_minutes
+            flash(f"Too many failed log-ins. Try again in {minutes} minute{'s' if minutes != 1 else ''}.", "error")
+            status, headers = 429, {"Retry-After": str(attempt.retry_after)}
+        elif _password_ok(user := find_user(email), form.password.data or ""):
+            login_throttle.succeeded(attempt)
+            login_user(user)  # type: ignore[arg-type]
             return redirect(_safe_next(request.args.get("next")))  # type: ignore[return-value]
-        flash("Email or password is not right.", "error")
-    return render_template("auth/login.html", form=form), 200 if request.method == "GET" else 401  # type: ignore[return-value]
+        else:
+            flash("Email or password is not right.", "error")
+    return render_template("auth/login.html", form=form), status, headers  # type: ignore[return-value]
 
 
 @bp.route("/logout", methods=["POST"])

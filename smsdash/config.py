@@ -126,6 +126,11 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "RECONCILE_BATCH_SIZE": _int(env, "RECONCILE_BATCH_SIZE", 50),
         "RECONCILE_MAX_PER_RUN": _int(env, "RECONCILE_MAX_PER_RUN", 500),
         "RECONCILE_RATE_PER_SECOND": _float(env, "RECONCILE_RATE_PER_SECOND", 10.0),
+        # Log-in throttling (login_throttle.py): failed attempts allowed per window, per email typed
+        # and per client address; past either, log-in is refused until the window ends.
+        "LOGIN_MAX_FAILURES_PER_ACCOUNT": _int(env, "LOGIN_MAX_FAILURES_PER_ACCOUNT", 5),
+        "LOGIN_MAX_FAILURES_PER_IP": _int(env, "LOGIN_MAX_FAILURES_PER_IP", 20),
+        "LOGIN_FAILURE_WINDOW_SECONDS": _int(env, "LOGIN_FAILURE_WINDOW_SECONDS", 900),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,
