@@ -9,8 +9,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import (auth, compose_page, contacts, health, home, messages, reconciler, redis_conn, setup_page,
-               sms_cli, twilio_commands, webhooks, worker)
+from . import (auth, compose_page, contacts, health, home, messages, reconciler, redis_conn, security_headers,
+               setup_page, sms_cli, twilio_commands, webhooks, worker)
 from .config import load_config
 from .extensions import csrf, db, htmx, login_manager, migrate
 from .sessions import CookieSessionInterface
@@ -45,6 +45,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         _tune_sqlite(db.engine)
 
     auth.init_app(app)
+    security_headers.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(home.bp)
     app.register_blueprint(webhooks.bp)

@@ -137,6 +137,8 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "REMEMBER_COOKIE_SECURE": production,
         "WTF_CSRF_TIME_LIMIT": None,
     }
+    if production:  # Twilio only calls https, and links built outside a request must not say http
+        config["PREFERRED_URL_SCHEME"] = "https"
     for name in ("SERVER_NAME", "PREFERRED_URL_SCHEME"):
         if env.get(name):
             config[name] = env[name]
