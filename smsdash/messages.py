@@ -25,6 +25,7 @@ from .retry_wait import retry_waits
 from .rollup import COUNTERS, Rollup, rollup, rollups, watched_events
 from .search import name_or_number
 from .send_job import can_retry, retry_delivery
+from .spreadsheet_cells import as_text_cell
 from .timeline_view import Step, events_for, steps
 
 bp = Blueprint("messages", __name__)
@@ -260,7 +261,7 @@ def export(message_id: int) -> Response:
         for delivery, name in db.session.execute(stmt):
             info = explain(delivery.error_code) if delivery.error_code is not None else None
             writer.writerow([
-                delivery.id, delivery.to_number, name or "", delivery.status, delivery.error_code or "",
+                delivery.id, delivery.to_number, as_text_cell(name or ""), delivery.status, delivery.error_code or "",
                 info.meaning if info else "", info.action if info else "", delivery.external_message_id or "",
                 delivery.attempts, _iso(delivery.created_at), _iso(delivery.sent_at), _iso(delivery.delivered_at),
                 _iso(delivery.failed_at), _iso(delivery.updated_at),
