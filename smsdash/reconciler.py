@@ -384,6 +384,7 @@ def _adopt(delivery: Target, message: Any, report: Report) -> None:
     with db.session.begin_nested():  # a SID another delivery holds would break the unique key
         apply_status(delivery.id, "sent", source="reconciler", sid=message.sid, detail=detail,
                      payload=_payload(message), dedupe=False)
+    db.session.commit()  # the SID first: a callback parked from now on finds it (see pending.py)
     apply_pending(delivery.id, message.sid)
     report.changes.append(Change(delivery.id, delivery.to_number, "sending", "sent", f"adopted {message.sid}"))
     apply_twilio_message(replace(delivery, status=_current_status(delivery.id)), message, report)

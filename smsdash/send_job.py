@@ -278,6 +278,9 @@ def _send_all(app: Flask, claimed: list[Claimed], counts: dict[str, int]) -> Non
             continue
         outcomes = [(futures[f], f.result()) for f in done]
         retries = [r for c, result in outcomes if (r := _record(c, result, counts)) is not None]
+        db.session.commit()
+        # Only after the SIDs are committed: a callback parked before then is visible now, and
+        # one parked after it finds the SID itself (webhooks._keep_until_known looks again).
         _apply_waiting_callbacks([(c.work.delivery_id, result.message.sid)
                                   for c, result in outcomes if result.message is not None])
         db.session.commit()
@@ -325,7 +328,10 @@ def _accepted(claimed: Claimed, message: MessageInstance, adopted: bool) -> None
 def _apply_waiting_callbacks(accepted: list[tuple[int, str]]) -> None:
     """Apply the callbacks that arrived for these SIDs before we stored them (the pending inbox).
 
-    Nearly always none wait, so one query asks which SIDs have any, instead of one per delivery."""
+    Runs after the commit that stored the SIDs: looking before it, a callback parked between the
+    look and the commit would be missed by both sides (the webhook's own look-up could not see
+    the uncommitted SID). Nearly always none wait, so one query asks which SIDs have any,
+    instead of one per delivery."""
     if not accepted:
         return
     waiting = set(db.session.execute(

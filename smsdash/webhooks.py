@@ -164,11 +164,14 @@ def status() -> Response:
         return Response("", 200)
     delivery_id, stored_sid = found
     callback.apply(delivery_id, record_sid=stored_sid is None)
-    if stored_sid is None:
-        apply_pending(delivery_id, callback.sid)
     if callback.error_code == OPTED_OUT_CODE and callback.payload.get("To"):
         record_opt_out(callback.payload["To"], _sender(callback.payload), f"twilio_{OPTED_OUT_CODE}")
     db.session.commit()
+    if stored_sid is None:
+        # This callback stored the SID. Its waiting callbacks are looked for only now that the SID
+        # is committed, as the send job does, so one parked meanwhile cannot be missed by both.
+        apply_pending(delivery_id, callback.sid)
+        db.session.commit()
     return Response("", 200)
 
 

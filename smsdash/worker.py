@@ -91,7 +91,9 @@ def worker_command(burst: bool) -> None:
 
 
 def init_app(app: Flask) -> None:
+    from .pending import sweep as sweep_pending
     from .send_queue import sweep_unenqueued  # send_queue imports get_queue from here
 
     app.cli.add_command(worker_command)
     periodic.register(app, sweep_unenqueued, seconds=SWEEP_EVERY_SECONDS)
+    periodic.register(app, sweep_pending, seconds=SWEEP_EVERY_SECONDS)

@@ -7,6 +7,7 @@ also exercises the BASE_HOST_URL reconstruction.
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -16,7 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
-from smsdash import create_app, send_job
+from smsdash import create_app, send_job, webhooks
 from smsdash.errors import explain
 from smsdash.extensions import db
 from smsdash.models import Delivery, Event, OptOut, PendingCallback
@@ -167,6 +168,39 @@ def test_unknown_sid_is_kept_pending_then_applied_when_the_sid_appears(
         db.session.commit()
         assert apply_pending(delivery_id, SID) == 0
     assert delivery_row(app, delivery_id).status == "delivered"
+    assert sorted(e.event_type for e in events_of(app, delivery_id)) == ["delivered", "sent"]
+
+
+def test_a_callback_parked_while_a_d_callback_stores_the_sid_is_still_applied(
+        app: Flask, post_signed: Post, make_delivery: Callable[..., int], monkeypatch: pytest.MonkeyPatch) -> None:
+    # A callback with our delivery id stores the SID (it beat the send job); the Messaging
+    # Service's copy of another status (no delivery id) is parked after the first one looked for
+    # waiting callbacks but before it committed. PostgreSQL only: SQLite lets one writer at a time.
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("SQLite serialises writers: the webhook cannot park a callback mid-commit")
+    delivery_id = make_delivery(status="sending", sid=None)
+    looked = webhooks.apply_pending
+    answers: list[int] = []
+
+    def look_then_another_callback_arrives(found_id: int, sid: str) -> int:
+        applied = looked(found_id, sid)
+
+        def post() -> None:  # Twilio's other request, on its own connection and transaction
+            with app.app_context():
+                answers.append(post_signed(STATUS, callback_params(sid, "delivered"), via=app.test_client()).status_code)
+                db.session.remove()
+
+        thread = threading.Thread(target=post)
+        thread.start()
+        thread.join(timeout=30)
+        return applied
+
+    monkeypatch.setattr(webhooks, "apply_pending", look_then_another_callback_arrives)
+    assert post_signed(STATUS, callback_params(SID, "sent"), query={"d": delivery_id}).status_code == 200
+    assert answers == [200]
+    delivery = delivery_row(app, delivery_id)
+    assert (delivery.status, delivery.external_message_id) == ("delivered", SID)
     assert sorted(e.event_type for e in events_of(app, delivery_id)) == ["delivered", "sent"]
 
 
