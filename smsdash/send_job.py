@@ -253,7 +253,7 @@ def _attempt(app: Flask, claimed: Claimed, limiter: SendRateLimiter | None) -> R
     with app.app_context():
         try:
             if claimed.work.verify:
-                existing = _find_existing(claimed.to, claimed.body, claimed.created_at)
+                existing = _find_existing(claimed.work.delivery_id, claimed.to, claimed.body, claimed.created_at)
                 if existing is not None:
                     return Result(message=existing, adopted=True)
             if limiter is not None:
@@ -396,11 +396,11 @@ def find_existing_message(delivery: Delivery) -> MessageInstance | None:
     Messages create has no idempotency key, so before anything re-sends a delivery whose last
     attempt may have reached Twilio, it asks Twilio's Messages list (filtered by To, From and
     date sent) for an outbound message with this body, created since the delivery was, whose SID
-    no delivery holds yet."""
-    return _find_existing(delivery.to_number, delivery.message.body, delivery.created_at)
+    no other delivery holds."""
+    return _find_existing(delivery.id, delivery.to_number, delivery.message.body, delivery.created_at)
 
 
-def _find_existing(to: str, body: str, created_at: datetime) -> MessageInstance | None:
+def _find_existing(delivery_id: int, to: str, body: str, created_at: datetime) -> MessageInstance | None:
     config = current_app.config
     service_sid = config.get("TWILIO_MESSAGING_SERVICE_SID") or ""
     filters: dict[str, Any] = {"to": to}
@@ -411,15 +411,15 @@ def _find_existing(to: str, body: str, created_at: datetime) -> MessageInstance 
     midnight = since.replace(hour=0, minute=0, second=0, microsecond=0)
     client = get_client()
     candidates = client.messages.list(date_sent_after=midnight, limit=50, **filters)
-    match = _pick(candidates, body, since, service_sid)
+    match = _pick(candidates, delivery_id, body, since, service_sid)
     if match is None:
         # A message still waiting in Twilio's queue has no date sent yet, so the date filter
         # hides it: look again at the newest messages to this number without one.
-        match = _pick(client.messages.list(limit=20, **filters), body, since, service_sid)
+        match = _pick(client.messages.list(limit=20, **filters), delivery_id, body, since, service_sid)
     return match
 
 
-def _pick(candidates: list[MessageInstance], body: str, since: datetime,
+def _pick(candidates: list[MessageInstance], delivery_id: int, body: str, since: datetime,
           service_sid: str) -> MessageInstance | None:
     # Twilio's copy may be smart-encoded (a Messaging Service swaps curly quotes, long dashes and
     # odd spaces for GSM-7 ones) and, on a trial account, carries a prefix before our text.
@@ -433,8 +433,11 @@ def _pick(candidates: list[MessageInstance], body: str, since: datetime,
     ]
     if not fitting:
         return None
+    # A SID this delivery holds is still ours: its callback (which carries our id) may have stored
+    # it while we were asking Twilio, and skipping it would send the message a second time.
     taken = set(db.session.execute(
-        select(Delivery.external_message_id).where(Delivery.external_message_id.in_([m.sid for m in fitting]))
+        select(Delivery.external_message_id).where(Delivery.external_message_id.in_([m.sid for m in fitting]),
+                                                   Delivery.id != delivery_id)
     ).scalars())
     for message in fitting:
         if message.sid not in taken:

@@ -197,6 +197,32 @@ def test_a_timeout_after_twilio_accepted_does_not_send_twice(send_app: Flask, si
     assert sent and "adopted" in sent[0]
 
 
+def test_a_callback_storing_the_sid_during_the_retrys_look_up_does_not_send_twice(
+        send_app: Flask, simulator: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The retry has claimed the delivery (no SID yet) and asks Twilio's Messages list for the
+    # timed-out attempt's message; meanwhile that message's callbacks store its SID on this very
+    # delivery. The look-up must still take it as ours, not as "another delivery's".
+    simulator.set_knobs(timeout_rate=1.0, timeout_mode="close")
+    compose(send_app, ALICE)
+    (delivery,) = deliveries(send_app)
+    assert run_job_once(send_app, delivery.id) == {"retry": 1}
+    simulator.set_knobs(timeout_rate=0.0)
+    pick = send_job._pick
+
+    def callbacks_arrive_then_pick(*args: Any, **kwargs: Any) -> Any:
+        if simulator.held_callbacks:  # Twilio's requests, on their own thread and transaction
+            thread = threading.Thread(target=simulator.flush_callbacks)
+            thread.start()
+            thread.join(timeout=30)
+        return pick(*args, **kwargs)
+
+    monkeypatch.setattr(send_job, "_pick", callbacks_arrive_then_pick)
+    burst(send_app)
+    (after,) = deliveries(send_app)
+    assert len(simulator.messages) == 1
+    assert (after.status, after.external_message_id) == ("delivered", simulator.messages[0].sid)
+
+
 def test_a_timeout_through_a_smart_encoding_service_adopts_the_rewritten_body_instead_of_sending_twice(
         send_app: Flask, simulator: Simulator) -> None:
     # Twilio stores the GSM-7 rewrite of a Messaging Service's body, so the look-up after the
