@@ -5,6 +5,8 @@
 - No MIME sniffing (`nosniff`), so a contact name in the CSV export or a JSON answer is never
   run as HTML or script.
 - `Referrer-Policy: same-origin`: message and contact URLs (ids, search terms) stay on this site.
+  Not `no-referrer`: over HTTPS Flask-WTF refuses a form post without a same-origin Referer
+  (WTF_CSRF_SSL_STRICT), so that would break every form in production.
 - `base-uri`, `object-src` and `form-action` stop injected markup from re-pointing relative URLs,
   loading plugins or posting a form (with its CSRF token) to another site.
 - HSTS in production over HTTPS: a browser that has seen the dashboard never tries plain http.

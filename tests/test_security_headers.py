@@ -10,7 +10,9 @@ from flask.testing import FlaskClient
 
 from smsdash import create_app
 from smsdash.config import load_config
+from smsdash.models import User
 from smsdash.public_url import public_base_url
+from tests.conftest import TEST_PASSWORD, csrf_token_from
 
 PRODUCTION_ENV = {"APP_ENV": "production", "SECRET_KEY": "a-long-random-production-key-0123456789"}
 
@@ -59,3 +61,14 @@ def test_production_builds_https_urls(tmp_path: Path) -> None:
     assert load_config(str(tmp_path), {"SERVER_NAME": "localhost:5000"}).get("PREFERRED_URL_SCHEME") is None
     explicit = load_config(str(tmp_path), {**PRODUCTION_ENV, "PREFERRED_URL_SCHEME": "http"})
     assert explicit["PREFERRED_URL_SCHEME"] == "http"  # a deployer who sets it decides
+
+
+def test_https_form_posts_keep_working_under_the_referrer_policy(client: FlaskClient, operator: User) -> None:
+    """Over HTTPS Flask-WTF wants a same-origin Referer on every post; `same-origin` sends one."""
+    base = "https://smsdash.example.com"
+    page = client.get("/login", base_url=base)
+    assert page.headers["Referrer-Policy"] in ("same-origin", "strict-origin", "strict-origin-when-cross-origin")
+    response = client.post("/login", base_url=base, headers={"Referer": f"{base}/login"},
+                           data={"email": operator.email, "password": TEST_PASSWORD,
+                                 "csrf_token": csrf_token_from(page.get_data(as_text=True))})
+    assert response.status_code == 302
