@@ -76,8 +76,10 @@ def _rejection() -> str | None:
     validator = _validator(token)
     # The exact URL first (one HMAC each); the validator's with/without-port variants only if
     # that fails, since Twilio is inconsistent about default ports.
+    # Compared as bytes: anyone can post here, and compare_digest refuses non-ASCII str.
+    expected = signature.encode()
     for url in _candidate_urls():
-        if hmac.compare_digest(validator.compute_signature(url, request.form, algorithm), signature):
+        if hmac.compare_digest(validator.compute_signature(url, request.form, algorithm).encode(), expected):
             return None
     urls = list(_candidate_urls())
     if any(validator.validate(url, request.form, signature, algorithm) for url in urls):

@@ -88,6 +88,19 @@ def test_wrong_url_is_refused_and_writes_nothing(app: Flask, post_signed: Post,
     assert row_counts(app) == (0, 0, 0)
 
 
+@pytest.mark.parametrize("path", [STATUS, INBOUND])
+def test_a_signature_with_non_ascii_characters_is_refused_not_a_server_error(
+        app: Flask, post_signed: Post, make_delivery: Callable[..., int], path: str) -> None:
+    """Anyone can post to the webhooks: a header no HMAC could produce gets the 403 every bad
+    signature gets, not a 500 from comparing it."""
+    delivery_id = make_delivery(sid=SID)
+    params = callback_params(SID, "delivered", Body="STOP", From=RECIPIENT, To=OUR_NUMBER)
+    response = post_signed(path, params, query={"d": delivery_id}, headers={"X-Twilio-Signature": "sign\xe9d="})
+    assert response.status_code == 403
+    assert delivery_row(app, delivery_id).status == "queued"
+    assert row_counts(app) == (0, 0, 0)
+
+
 def test_missing_signature_or_token_is_refused_with_a_log_line_without_secrets(
         app: Flask, client: FlaskClient, post_signed: Post, make_delivery: Callable[..., int],
         caplog: pytest.LogCaptureFixture) -> None:
