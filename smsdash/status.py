@@ -5,6 +5,11 @@ above the current one: queued < sending < sent < final. A final status (delivere
 undelivered, failed, canceled) is never left, except that `read` may follow `delivered`.
 The move is one conditional UPDATE, so concurrent callbacks for one delivery cannot race:
 the database decides which of them wins, and the loser changes nothing.
+
+One final status is only our guess: `failed` or `canceled` set before Twilio ever answered (no
+SID), when an attempt that timed out may have reached Twilio anyway (the job then gave up, or
+canceled the retry for a STOP). The first observation that carries the message's SID proves
+Twilio has it, and replaces that guess; from then on the rules above hold.
 """
 from __future__ import annotations
 
@@ -111,6 +116,26 @@ def _move_statement(status: str, with_error: bool) -> Update:
             .values(move_values(status, with_error)))
 
 
+# Statuses we set without Twilio's word; with no SID stored, Twilio's first word replaces them.
+UNHEARD = ("failed", "canceled")
+
+
+@lru_cache(maxsize=None)
+def _overrule_statement(status: str) -> Update:
+    """The UPDATE replacing a final status set before Twilio answered (no SID) with what Twilio
+    says, storing the SID. Any earlier status of Twilio's means it accepted the message, which
+    is what `sent` says for us; the local failure's error and time go unless Twilio failed it too."""
+    status = status if RANKS[status] >= RANKS["sent"] else "sent"
+    values = move_values(status, with_error=True)
+    values.update(external_message_id=bindparam("p_sid"))
+    if status not in FAILURES:
+        values.update(failed_at=None)
+    return (update(_DELIVERIES)
+            .where(_DELIVERIES.c.id == bindparam("p_id"), _DELIVERIES.c.external_message_id.is_(None),
+                   _DELIVERIES.c.status.in_(UNHEARD))
+            .values(values))
+
+
 _STORE_SID = (update(_DELIVERIES)
               .where(_DELIVERIES.c.id == bindparam("p_id"), _DELIVERIES.c.external_message_id.is_(None))
               .values(external_message_id=bindparam("p_sid")))
@@ -142,6 +167,7 @@ def apply_status(
     status does not move (a late `sent` after `delivered` is kept as history); with `dedupe`,
     the same status and error code seen again from the same origin adds nothing.
     `sid` is stored if the delivery has none yet: a callback may beat the send job's commit.
+    With `sid`, a `failed` or `canceled` set before Twilio answered (no SID) is replaced (see above).
     """
     if status not in KNOWN:
         raise ValueError(f"unknown message status {status!r}")
@@ -152,7 +178,12 @@ def apply_status(
         params.update(p_error_code=error_code, p_error_message=error_message)
     db.session.flush()  # core statements skip the ORM's autoflush; pending ORM changes go first
     connection = db.session.connection()
-    result = connection.execute(_move_statement(status, with_error), params)
+    moved = connection.execute(_move_statement(status, with_error), params).rowcount == 1
+    if sid and not moved:
+        moved = connection.execute(_overrule_statement(status), {
+            "p_error_code": None, "p_error_message": None, **params, "p_sid": sid}).rowcount == 1
+        if moved and detail is None:
+            detail = "Twilio has this message after all: its status replaces the one set before Twilio answered"
     if sid:
         connection.execute(_STORE_SID, {"p_id": delivery_id, "p_sid": sid})
     recorded = record_event(
@@ -165,4 +196,4 @@ def apply_status(
         payload=payload,
         dedupe_key=dedupe_key(source, status, error_code) if dedupe else None,
     )
-    return Outcome(moved=result.rowcount == 1, recorded=recorded)
+    return Outcome(moved=moved, recorded=recorded)

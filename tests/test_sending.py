@@ -223,6 +223,37 @@ def test_a_callback_storing_the_sid_during_the_retrys_look_up_does_not_send_twic
     assert (after.status, after.external_message_id) == ("delivered", simulator.messages[0].sid)
 
 
+@pytest.mark.parametrize("ended_by", ["giving up", "an opt-out"])
+def test_twilios_callbacks_overrule_a_local_end_after_a_timeout_that_reached_twilio(
+        send_app: Flask, simulator: Simulator, ended_by: str) -> None:
+    # The attempt timed out after Twilio accepted it; the job then ended the delivery without
+    # Twilio's word (no SID): it ran out of tries, or the recipient's STOP came in before the
+    # retry. Twilio still sends the message and calls back with our delivery id: it was delivered.
+    simulator.set_knobs(timeout_rate=1.0, timeout_mode="close")
+    compose(send_app, ALICE)
+    (delivery,) = deliveries(send_app)
+    if ended_by == "giving up":
+        send_app.config["SEND_MAX_ATTEMPTS"] = 1
+        assert run_job_once(send_app, delivery.id) == {"failed": 1}
+    else:
+        assert run_job_once(send_app, delivery.id) == {"retry": 1}
+        with send_app.app_context():
+            record_opt_out(ALICE, simulator.from_number, source="inbound")
+            db.session.commit()
+        burst(send_app)
+    (ended,) = deliveries(send_app)
+    assert (ended.status, ended.external_message_id) == (
+        "failed" if ended_by == "giving up" else "canceled", None)
+    simulator.flush_callbacks()
+    (after,) = deliveries(send_app)
+    assert len(simulator.messages) == 1
+    assert (after.status, after.external_message_id) == ("delivered", simulator.messages[0].sid)
+    assert (after.error_code, after.error_message, after.failed_at) == (None, None, None)
+    assert after.sent_at is not None and after.delivered_at is not None
+    assert not send_job.can_retry(after)
+    assert event_types(send_app, after.id)[-2:] == ["sent", "delivered"]
+
+
 def test_a_timeout_through_a_smart_encoding_service_adopts_the_rewritten_body_instead_of_sending_twice(
         send_app: Flask, simulator: Simulator) -> None:
     # Twilio stores the GSM-7 rewrite of a Messaging Service's body, so the look-up after the

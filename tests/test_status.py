@@ -69,3 +69,18 @@ def test_pending_orm_changes_are_flushed_before_the_move(app: Flask, make_delive
         db.session.commit()
     row = delivery_row(app, delivery_id)
     assert (row.status, row.attempts) == ("sent", 1)
+
+
+def test_only_a_final_status_set_before_twilio_answered_gives_way_to_twilio(
+        app: Flask, make_delivery: Callable[..., int]) -> None:
+    guessed = make_delivery(status="failed")  # the job gave up on timeouts: Twilio never answered
+    heard = make_delivery(status="failed", sid="SM" + "1" * 32)  # Twilio's own failure
+    with app.app_context():
+        replaced = apply_status(guessed, "delivered", source="twilio", sid="SM" + "2" * 32, occurred_at=T1)
+        kept = apply_status(heard, "delivered", source="twilio", sid="SM" + "1" * 32, occurred_at=T1)
+        db.session.commit()
+    assert (replaced.moved, kept.moved) == (True, False)
+    guessed_row, heard_row = delivery_row(app, guessed), delivery_row(app, heard)
+    assert (guessed_row.status, guessed_row.external_message_id, guessed_row.delivered_at) == (
+        "delivered", "SM" + "2" * 32, T1)
+    assert heard_row.status == "failed"
