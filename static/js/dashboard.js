@@ -1,6 +1,16 @@
-// smsdash: the one bit of behaviour htmx attributes don't cover: opening and closing a
-// recipient's timeline row (the open timeline then updates with the page's poll). A row that
-// left the status filter is kept only while its timeline is open, so closing it removes the row.
+// smsdash: the behaviour htmx attributes don't cover. Kept in this file, with no inline handler
+// in any template, so the Content-Security-Policy can allow scripts from this site only.
+
+// A form with data-confirm asks first (delete, retry). The question is data, never script: it
+// may hold a contact's name.
+document.addEventListener("submit", function (event) {
+  var form = event.target.closest("form[data-confirm]");
+  if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
+});
+
+// Opening and closing a recipient's timeline row (the open timeline then updates with the
+// page's poll). A row that left the status filter is kept only while its timeline is open, so
+// closing it removes the row.
 document.addEventListener("click", function (event) {
   var button = event.target.closest("button[data-timeline]");
   if (!button) return;
