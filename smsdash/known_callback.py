@@ -28,7 +28,7 @@ from sqlalchemy.engine import Dialect, Engine
 
 from .callbacks import StatusCallback
 from .models import Delivery, Event, utcnow
-from .status import Outcome, dedupe_key, move_values, predecessors
+from .status import Outcome, dedupe_key, move_allowed, move_values
 
 _DELIVERIES = Delivery.__table__
 _EVENTS = Event.__table__
@@ -44,7 +44,7 @@ def _statement(dialect_class: type[Dialect], status: str, with_error: bool, by_i
     key = d.id == bindparam("p_id") if by_id else d.external_message_id == bindparam("p_sid")
     target = select(d.id).where(key, d.external_message_id.is_not(None)).cte("target")
     moved = (update(_DELIVERIES)
-             .where(d.id == target.c.id, d.status.in_([literal_column(f"'{s}'") for s in predecessors(status)]))
+             .where(d.id == target.c.id, move_allowed(status, with_error, lambda s: literal_column(f"'{s}'")))
              .values(move_values(status, with_error))
              .returning(d.id)
              .cte("moved"))

@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
 
-from sqlalchemy import Update, bindparam, func, update
+from sqlalchemy import ColumnElement, Update, and_, bindparam, func, or_, update
 
 from .extensions import db
 from .models import Delivery, utcnow
@@ -93,7 +93,8 @@ def _timestamps(status: str) -> dict[str, Any]:
     if status == "read":
         return {"delivered_at": first(_DELIVERIES.c.delivered_at), "sent_at": first(_DELIVERIES.c.sent_at)}
     if status in FAILURES:
-        return {"failed_at": when}
+        # A repeat that only brings the error code (see move_allowed) keeps the first report's time.
+        return {"failed_at": first(_DELIVERIES.c.failed_at)}
     return {}
 
 
@@ -107,12 +108,24 @@ def move_values(status: str, with_error: bool) -> dict[str, Any]:
     return values
 
 
+def move_allowed(status: str, with_error: bool, spell: Callable[[str], Any] = lambda s: s) -> ColumnElement[bool]:
+    """The WHERE clause allowing a move to `status`: from one of its predecessors, or, for a
+    failure that brings an error code, from the same failure recorded without one (Twilio's
+    first copy of a failure can lack ErrorCode; the code is what tells the operator what to do).
+    `spell` writes each status as the caller's statement needs it (known_callback.py inlines them)."""
+    c = _DELIVERIES.c
+    allowed = c.status.in_([spell(s) for s in predecessors(status)])
+    if with_error and status in FAILURES:
+        allowed = or_(allowed, and_(c.status == spell(status), c.error_code.is_(None)))
+    return allowed
+
+
 @lru_cache(maxsize=None)
 def _move_statement(status: str, with_error: bool) -> Update:
     """The conditional UPDATE for a move to `status`, built once: the webhook runs it for every
     callback, and a prebuilt core statement skips SQLAlchemy's per-call construction work."""
     return (update(_DELIVERIES)
-            .where(_DELIVERIES.c.id == bindparam("p_id"), _DELIVERIES.c.status.in_(predecessors(status)))
+            .where(_DELIVERIES.c.id == bindparam("p_id"), move_allowed(status, with_error))
             .values(move_values(status, with_error)))
 
 
@@ -127,9 +140,8 @@ def _overrule_statement(status: str) -> Update:
     is what `sent` says for us; the local failure's error and time go unless Twilio failed it too."""
     status = status if RANKS[status] >= RANKS["sent"] else "sent"
     values = move_values(status, with_error=True)
-    values.update(external_message_id=bindparam("p_sid"))
-    if status not in FAILURES:
-        values.update(failed_at=None)
+    values.update(external_message_id=bindparam("p_sid"),
+                  failed_at=bindparam("p_when") if status in FAILURES else None)
     return (update(_DELIVERIES)
             .where(_DELIVERIES.c.id == bindparam("p_id"), _DELIVERIES.c.external_message_id.is_(None),
                    _DELIVERIES.c.status.in_(UNHEARD))

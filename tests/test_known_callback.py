@@ -106,3 +106,20 @@ def test_a_dropped_database_connection_is_replaced_and_the_callback_applied(
     assert post_signed(STATUS, callback_params(other_sid, "delivered"), query={"d": second}).status_code == 200
     assert delivery_row(app, second).status == "delivered"
     assert [e.event_type for e in events_of(app, second)] == ["delivered"]
+
+
+def test_an_error_code_on_a_repeated_failure_fills_the_one_the_first_copy_lacked(
+        app: Flask, post_signed: Post, make_delivery: Callable[..., int]) -> None:
+    """A failure first reported without ErrorCode, then again with it: the delivery gets the code,
+    its meaning and the time of the first report; a third copy with another code changes nothing."""
+    delivery_id = make_delivery(status="sent", sid=SID)
+    first = callback_params(SID, "undelivered", RawDlrDoneDate="2611262305")
+    assert post_signed(STATUS, first, query={"d": delivery_id}).status_code == 200
+    coded = callback_params(SID, "undelivered", ErrorCode="30003", RawDlrDoneDate="2611262306")
+    assert post_signed(STATUS, coded, query={"d": delivery_id}).status_code == 200
+    other = callback_params(SID, "undelivered", ErrorCode="30005", RawDlrDoneDate="2611262307")
+    assert post_signed(STATUS, other, query={"d": delivery_id}).status_code == 200
+    delivery = delivery_row(app, delivery_id)
+    assert (delivery.status, delivery.error_code) == ("undelivered", 30003)
+    assert delivery.error_message and delivery.failed_at == datetime(2026, 11, 26, 23, 5, tzinfo=timezone.utc)
+    assert [e.error_code for e in events_of(app, delivery_id)] == [None, 30003, 30005]
