@@ -17,7 +17,7 @@ from typing import Sequence
 
 import redis
 from flask import current_app
-from rq import Queue
+from rq import Queue, Retry
 from sqlalchemy import func, select, update
 
 from .chunks import chunks
@@ -37,6 +37,11 @@ RESULT_TTL = 600
 SWEEP_LIMIT = 10_000
 # With SEND_RATE_PER_SECOND set, a batch holds about this many seconds of sends.
 PACED_JOB_SECONDS = 10
+# A first-attempt job that fails (the database went away mid-claim) or whose worker died before
+# its claim committed leaves its deliveries `queued` and marked enqueued: neither the sweeper
+# (never enqueued) nor the stuck-work recovery (`sending`) looks at them, so RQ runs the job
+# again, spaced to ride out a database restart or failover. Safe: claims are conditional.
+FIRST_ATTEMPT_JOB_RETRY = Retry(max=3, interval=[1, 10, 60])
 
 
 def batch_timeout(batch_size: int) -> int:
@@ -109,7 +114,7 @@ def not_enqueued(message_id: int) -> int:
 def _enqueue_group(queue: Queue, group: Sequence[Sequence[int]]) -> None:
     jobs = [
         Queue.prepare_data(SEND_BATCH, args=(batch,), job_id=batch_job_id(batch),
-                           timeout=batch_timeout(len(batch)), result_ttl=RESULT_TTL,
+                           timeout=batch_timeout(len(batch)), result_ttl=RESULT_TTL, retry=FIRST_ATTEMPT_JOB_RETRY,
                            description=f"send {len(batch)} deliveries from #{batch[0]}")
         for batch in group
     ]

@@ -15,6 +15,7 @@ import pytest
 from flask import Flask
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from twilio.http.response import Response
 from twilio.rest import Client
 
@@ -518,3 +519,25 @@ def test_a_callback_parked_while_the_job_commits_its_sid_is_still_applied(
     with send_app.app_context():
         assert db.session.scalar(select(func.count()).select_from(PendingCallback)
                                  .where(PendingCallback.applied_at.is_(None))) == 0
+
+
+def test_a_first_attempt_whose_job_hit_a_database_error_is_still_sent(
+        send_app: Flask, simulator: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The database went away while the job claimed its batch (a restart, a failover): the claim
+    # rolled back, so the deliveries are still `queued` and already marked enqueued, which
+    # nothing else looks at. The job itself must run again.
+    claim = send_job._claim
+    blips: list[int] = []
+
+    def claim_after_a_blip(*args: Any, **kwargs: Any) -> Any:
+        if not blips:
+            blips.append(1)
+            raise OperationalError("UPDATE comms_deliveries ...", {}, Exception("server closed the connection"))
+        return claim(*args, **kwargs)
+
+    monkeypatch.setattr(send_job, "_claim", claim_after_a_blip)
+    compose(send_app, ALICE, BOB)
+    burst(send_app)
+    assert blips == [1]
+    assert [d.status for d in deliveries(send_app)] == ["sent", "sent"]
+    assert len(simulator.messages) == 2
