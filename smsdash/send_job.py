@@ -21,6 +21,7 @@ from typing import Any, Mapping, Sequence
 import redis
 from flask import Flask, current_app
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 from twilio.rest.api.v2010.account.message import MessageInstance
 
 from . import send_queue
@@ -276,13 +277,12 @@ def _send_all(app: Flask, claimed: list[Claimed], counts: dict[str, int]) -> Non
         done, pending = wait(pending, timeout=COMMIT_EVERY_SECONDS, return_when=ALL_COMPLETED)
         if not done:
             continue
-        outcomes = [(futures[f], f.result()) for f in done]
-        retries = [r for c, result in outcomes if (r := _record(c, result, counts)) is not None]
+        accepted: list[tuple[int, str]] = []
+        retries = [r for f in done if (r := _record(futures[f], f.result(), counts, accepted)) is not None]
         db.session.commit()
         # Only after the SIDs are committed: a callback parked before then is visible now, and
         # one parked after it finds the SID itself (webhooks._keep_until_known looks again).
-        _apply_waiting_callbacks([(c.work.delivery_id, result.message.sid)
-                                  for c, result in outcomes if result.message is not None])
+        _apply_waiting_callbacks(accepted)
         db.session.commit()
         _schedule(retries)
 
@@ -298,12 +298,20 @@ class RetryPlan:
     delay: float
 
 
-def _record(claimed: Claimed, result: Result, counts: dict[str, int]) -> RetryPlan | None:
-    """Write one attempt's outcome (in the job's transaction); return a retry to schedule."""
+def _record(claimed: Claimed, result: Result, counts: dict[str, int],
+            accepted: list[tuple[int, str]]) -> RetryPlan | None:
+    """Write one attempt's outcome (in the job's transaction), adding (delivery id, SID) to
+    `accepted` when Twilio has the message; return a retry to schedule."""
     if result.message is not None:
-        _accepted(claimed, result.message, result.adopted)
-        _bump(counts, "adopted" if result.adopted else "sent")
-        return None
+        if _accepted(claimed, result.message, result.adopted):
+            accepted.append((claimed.work.delivery_id, result.message.sid))
+            _bump(counts, "adopted" if result.adopted else "sent")
+            return None
+        # Two look-ups in one batch (the same text to the same number twice) both picked this
+        # message, and the other delivery stored it first: look again, and find the other one.
+        failure = SendFailure(True, None, f"the message found at Twilio ({result.message.sid}) "
+                                          "went to another delivery with the same number and text", True)
+        return _failed(claimed, failure, counts)
     assert result.error is not None
     failure = classify(result.error)
     if failure is None:
@@ -315,14 +323,22 @@ def _record(claimed: Claimed, result: Result, counts: dict[str, int]) -> RetryPl
     return _failed(claimed, failure, counts)
 
 
-def _accepted(claimed: Claimed, message: MessageInstance, adopted: bool) -> None:
+def _accepted(claimed: Claimed, message: MessageInstance, adopted: bool) -> bool:
+    """Record Twilio's message as the delivery's; False when an adopted one turned out to be
+    another delivery's (its SID is stored there), having written nothing."""
     delivery_id = claimed.work.delivery_id
     detail = ("Twilio already had this message from an attempt that timed out; "
               "adopted it instead of sending again") if adopted else None
     payload = {"sid": message.sid, "twilio_status": message.status, "attempt": claimed.attempts}
     # An adopted SID another delivery already holds would break the unique key; keep the batch safe.
-    with db.session.begin_nested() if adopted else nullcontext():
-        apply_status(delivery_id, "sent", source="job", sid=message.sid, payload=payload, detail=detail)
+    try:
+        with db.session.begin_nested() if adopted else nullcontext():
+            apply_status(delivery_id, "sent", source="job", sid=message.sid, payload=payload, detail=detail)
+    except IntegrityError:
+        if not adopted:
+            raise
+        return False
+    return True
 
 
 def _apply_waiting_callbacks(accepted: list[tuple[int, str]]) -> None:

@@ -541,3 +541,26 @@ def test_a_first_attempt_whose_job_hit_a_database_error_is_still_sent(
     assert blips == [1]
     assert [d.status for d in deliveries(send_app)] == ["sent", "sent"]
     assert len(simulator.messages) == 2
+
+
+def test_two_retries_finding_the_same_message_at_twilio_neither_crash_nor_send_twice(
+        send_app: Flask, simulator: Simulator) -> None:
+    # The same text to the same number in two messages, both first attempts timed out after
+    # Twilio accepted them: the two retries, in one batch, look Twilio up at the same time and
+    # both see the same message first. One adopts it; the other must not break the batch on the
+    # unique SID, and its next look finds the other message.
+    simulator.set_knobs(timeout_rate=1.0, timeout_mode="close")
+    compose(send_app, ALICE)
+    compose(send_app, ALICE)
+    first, second = deliveries(send_app)
+    for delivery in (first, second):
+        assert run_job_once(send_app, delivery.id) == {"retry": 1}
+    simulator.set_knobs(timeout_rate=0.0)
+    with send_app.app_context():
+        counts = send_job.run([send_job.Work(d.id, 1, 2, True) for d in (first, second)])
+    assert counts == {"adopted": 1, "retry": 1}
+    burst(send_app)
+    assert len(simulator.messages) == 2
+    rows = deliveries(send_app)
+    assert [d.status for d in rows] == ["sent", "sent"]
+    assert {d.external_message_id for d in rows} == {m.sid for m in simulator.messages}
