@@ -191,12 +191,11 @@ def apply_status(
     db.session.flush()  # core statements skip the ORM's autoflush; pending ORM changes go first
     connection = db.session.connection()
     moved = connection.execute(_move_statement(status, with_error), params).rowcount == 1
-    if sid and not moved:
-        moved = connection.execute(_overrule_statement(status), {
-            "p_error_code": None, "p_error_message": None, **params, "p_sid": sid}).rowcount == 1
-        if moved and detail is None:
-            detail = "Twilio has this message after all: its status replaces the one set before Twilio answered"
-    if sid:
+    overruled = bool(sid) and not moved and connection.execute(_overrule_statement(status), {
+        "p_error_code": None, "p_error_message": None, **params, "p_sid": sid}).rowcount == 1
+    if overruled and detail is None:
+        detail = "Twilio has this message after all: its status replaces the one set before Twilio answered"
+    if sid and not overruled:  # the overrule has stored it already
         connection.execute(_STORE_SID, {"p_id": delivery_id, "p_sid": sid})
     recorded = record_event(
         delivery_id,
@@ -208,4 +207,4 @@ def apply_status(
         payload=payload,
         dedupe_key=dedupe_key(source, status, error_code) if dedupe else None,
     )
-    return Outcome(moved=moved, recorded=recorded)
+    return Outcome(moved=moved or overruled, recorded=recorded)
