@@ -28,16 +28,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections import defaultdict
 import urllib.error
 import urllib.request
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.common import cpu_seconds, create_database, drop_database  # noqa: E402 (needs ROOT on sys.path)
+
 DB_NAME = "smsdash_bench_dashboard"
 SECRET = "bench-dashboard-" + "x" * 32
 EMAIL, PASSWORD = "bench@example.com", "bench-password"
@@ -151,7 +152,7 @@ def gunicorn(url: str, port: int, threads: int) -> Iterator[int]:
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("gunicorn did not start")
+                    raise RuntimeError("gunicorn did not start") from None
                 time.sleep(0.2)
         children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
         yield int(children[0])

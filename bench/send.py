@@ -111,7 +111,7 @@ def stop(procs: list[subprocess.Popen[Any]]) -> list[float]:
 
 def one_at_a_time(app: Any) -> float:
     """Sequential sends: the rate a worker without a pool would reach (1 / API latency)."""
-    from smsdash.sending import send_sms
+    from smsdash.twilio.messages_api import send_sms
 
     with app.app_context():
         send_sms("+12025550000", "warm-up", None)
@@ -164,7 +164,7 @@ def main() -> int:
         os.environ.update(env)
 
         from smsdash import create_app
-        from smsdash.compose import Recipient, compose_message
+        from smsdash.compose.service import Recipient, compose_message
         from smsdash.redis_conn import get_redis
 
         app = create_app()

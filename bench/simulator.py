@@ -36,7 +36,7 @@ class _Sink(BaseHTTPRequestHandler):
     count = 0
     lock = threading.Lock()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
         with _Sink.lock:
             _Sink.count += 1

@@ -36,9 +36,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlencode
 
 from flask import Flask, request
@@ -73,9 +73,9 @@ def probe_app(database_call: str) -> Flask:
     statement ("select1"). Every other step (signature, parsing, Flask, gunicorn) is the real one."""
     from sqlalchemy.engine import Engine
 
-    from smsdash import webhooks
-    from smsdash.callbacks import StatusCallback
-    from smsdash.status import Outcome
+    from smsdash.delivery.callbacks import StatusCallback
+    from smsdash.delivery.status import Outcome
+    from smsdash.webhooks import views as webhooks
 
     def apply_known(engine: Engine, callback: StatusCallback, delivery_ref: int | None) -> Outcome:
         if database_call == "select1":
@@ -150,7 +150,7 @@ def gunicorn(target: str, port: int, args: argparse.Namespace, env: dict[str, st
                 break  # any HTTP answer means it is serving
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"gunicorn for {target} did not start")
+                    raise RuntimeError(f"gunicorn for {target} did not start") from None
                 time.sleep(0.2)
             else:
                 break

@@ -2,24 +2,37 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
-from werkzeug.middleware.proxy_fix import ProxyFix
-
-from . import (auth, compose_page, contacts, health, home, messages, reconciler, redis_conn, security_headers,
-               setup_page, sms_cli, twilio_commands, webhooks, worker)
-from .config import load_config
-from .extensions import csrf, db, htmx, login_manager, migrate
-from .sessions import CookieSessionInterface
+if TYPE_CHECKING:
+    from flask import Flask
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app: config from the environment (or `test_config`), extensions, blueprints."""
+    """Build the app: config from the environment (or `test_config`), extensions, blueprints.
+
+    The features are imported here, not at the top, so `import smsdash.<package>` (the
+    simulator, a script using `smsdash.sms`) loads that package alone, not Flask and the app."""
+    from flask import Flask
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from smsdash import cli, redis_conn, schedule
+    from smsdash.auth import views as auth
+    from smsdash.compose import views as compose
+    from smsdash.config import load_config
+    from smsdash.contacts import views as contacts
+    from smsdash.dialects import tune_sqlite
+    from smsdash.extensions import csrf, db, htmx, login_manager, migrate
+    from smsdash.health import views as health
+    from smsdash.messages import views as messages
+    from smsdash.setup import views as setup
+    from smsdash.web import security_headers
+    from smsdash.web.sessions import CookieSessionInterface
+    from smsdash.webhooks import views as webhooks
+
     test_config = dict(test_config or {})
     app = Flask(
         __name__,
@@ -42,33 +55,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     htmx.init_app(app)
     redis_conn.init_app(app)
     with app.app_context():
-        _tune_sqlite(db.engine)
+        tune_sqlite(db.engine)
 
     auth.init_app(app)
     security_headers.init_app(app)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(home.bp)
-    app.register_blueprint(webhooks.bp)
-    app.register_blueprint(contacts.bp)
-    app.register_blueprint(messages.bp)
-    app.register_blueprint(compose_page.bp)
-    app.register_blueprint(setup_page.bp)
-    worker.init_app(app)
-    sms_cli.init_app(app)
-    twilio_commands.init_app(app)
-    reconciler.init_app(app)
+    for blueprint in (health.bp, webhooks.bp, contacts.bp, messages.bp, compose.bp, setup.bp):
+        app.register_blueprint(blueprint)
+    schedule.init_app(app)
+    cli.init_app(app)
     return app
-
-
-def _tune_sqlite(engine: Engine) -> None:
-    """WAL and a busy timeout let the web and worker processes share one SQLite file."""
-    if engine.dialect.name != "sqlite":
-        return
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()

@@ -5,7 +5,8 @@ the whole (a list stays a list, which RQ pickles as a job argument).
 """
 from __future__ import annotations
 
-from typing import Iterator, Sequence, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import TypeVar
 
 T = TypeVar("T")
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 # Keys that are known placeholders: production must never run with one of these.
 DEFAULT_SECRET_KEYS = frozenset({"", "dev", "change-me", "changeme", "secret", "development"})

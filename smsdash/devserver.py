@@ -20,10 +20,10 @@ from flask import Flask
 from flask_migrate import upgrade
 from sqlalchemy import func, select
 
-from . import create_app
-from .extensions import db
-from .models import User
-from .redis_conn import get_redis
+from smsdash import create_app
+from smsdash.extensions import db
+from smsdash.models import User
+from smsdash.redis_conn import get_redis
 
 SIMULATOR_ACCOUNT_SID = "AC" + "0" * 31 + "1"
 SIMULATOR_FROM_NUMBER = "+15005550006"
@@ -75,7 +75,7 @@ class Supervisor:
         self.stopping = False
 
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[Any]:
-        shown = ["***" if prev == "--auth-token" else arg for prev, arg in zip([""] + argv, argv)]
+        shown = ["***" if prev == "--auth-token" else arg for prev, arg in zip(["", *argv], argv, strict=False)]
         print(f"[run] starting {name}: {' '.join(shown)}", flush=True)
         proc = subprocess.Popen(argv, env=env, start_new_session=True)
         self.children.append(proc)
@@ -117,7 +117,7 @@ def _shutdown_redis(client: Any) -> None:
     """Stop the embedded redis-server; it keeps its data in instance/ for the next run."""
     try:
         client.shutdown(save=True)
-    except Exception:  # noqa: BLE001 - the server closing the connection is the expected answer
+    except Exception:
         pass
 
 

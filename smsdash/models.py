@@ -5,20 +5,20 @@ table names follow DESIGN.md's contracts (`comms_messages`, `comms_deliveries`, 
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Optional
+from datetime import UTC, datetime
+from typing import Any
 
 from flask_login import UserMixin
 from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .extensions import db
+from smsdash.extensions import db
 
 
 def utcnow() -> datetime:
     """Timezone-aware UTC now; every timestamp column stores UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UTCDateTime(db.TypeDecorator):  # type: ignore[name-defined]
@@ -27,14 +27,14 @@ class UTCDateTime(db.TypeDecorator):  # type: ignore[name-defined]
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc) if value is not None else None
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC) if value is not None else None
 
-    def process_result_value(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
 
@@ -78,7 +78,7 @@ class Contact(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    groups: Mapped[list["Group"]] = relationship(secondary=group_members, back_populates="contacts")
+    groups: Mapped[list[Group]] = relationship(secondary=group_members, back_populates="contacts")
 
 
 class Group(db.Model):  # type: ignore[name-defined]
@@ -117,11 +117,11 @@ class Message(db.Model):  # type: ignore[name-defined]
 
     id: Mapped[int] = mapped_column(primary_key=True)
     body: Mapped[str] = mapped_column(Text)
-    author_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     recipient_count: Mapped[int] = mapped_column(Integer, default=0)
 
-    author: Mapped[Optional[User]] = relationship()
+    author: Mapped[User | None] = relationship()
 
 
 class Delivery(db.Model):  # type: ignore[name-defined]
@@ -142,25 +142,25 @@ class Delivery(db.Model):  # type: ignore[name-defined]
 
     id: Mapped[int] = mapped_column(primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("comms_messages.id", ondelete="CASCADE"))
-    contact_id: Mapped[Optional[int]] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     to_number: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(24), default="queued")
-    external_message_id: Mapped[Optional[str]] = mapped_column(String(64), unique=True)
-    error_code: Mapped[Optional[int]] = mapped_column(Integer)
-    error_message: Mapped[Optional[str]] = mapped_column(Text)
+    external_message_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    error_message: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    enqueued_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    delivered_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    failed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # When the reconciler may ask Twilio about this delivery again (None: not asked yet). It backs
     # off, so a message whose carrier never sends a receipt is not fetched on every run.
-    reconcile_after: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    reconcile_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     message: Mapped[Message] = relationship()
-    contact: Mapped[Optional[Contact]] = relationship()
+    contact: Mapped[Contact | None] = relationship()
 
 
 class Event(db.Model):  # type: ignore[name-defined]
@@ -181,12 +181,12 @@ class Event(db.Model):  # type: ignore[name-defined]
     )
     event_type: Mapped[str] = mapped_column(String(32))
     source: Mapped[str] = mapped_column(String(16))
-    error_code: Mapped[Optional[int]] = mapped_column(Integer)
-    detail: Mapped[Optional[str]] = mapped_column(Text)
-    occurred_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(Text)
+    occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    payload: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
-    dedupe_key: Mapped[Optional[str]] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    dedupe_key: Mapped[str | None] = mapped_column(String(64))
 
 
 class PendingCallback(db.Model):  # type: ignore[name-defined]
@@ -199,4 +199,4 @@ class PendingCallback(db.Model):  # type: ignore[name-defined]
     status: Mapped[str] = mapped_column(String(24))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    applied_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

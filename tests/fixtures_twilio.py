@@ -39,7 +39,8 @@ create times out fast) and the simulator's callbacks delivered INTO that app thr
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest

@@ -13,8 +13,9 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -55,7 +56,7 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "LiveServer":
+    def __enter__(self) -> LiveServer:
         self.thread.start()
         return self
 
@@ -207,9 +208,9 @@ def test_compose_picker_and_bad_numbers_in_the_browser(app: Flask, live: tuple[L
     """The htmx parts of compose: search a group, tick it, see the count; bad numbers named, input kept."""
     from playwright.sync_api import expect
 
+    from smsdash.delivery.optouts import record_opt_out
     from smsdash.extensions import db
     from smsdash.models import Contact, Group
-    from smsdash.optouts import record_opt_out
 
     with app.app_context():
         ada, bob = Contact(name="Ada", phone="+14155550101"), Contact(name="Bob", phone="+14155550102")
@@ -247,9 +248,9 @@ def test_a_status_filter_stays_truthful_while_deliveries_move(app: Flask, live: 
     the webhook and the send job would."""
     from playwright.sync_api import expect
 
+    from smsdash.delivery.status import apply_status
     from smsdash.extensions import db
     from smsdash.models import Delivery, Message
-    from smsdash.status import apply_status
 
     numbers = ["+14155550141", "+14155550142", "+14155550143", "+14155550144"]
     with app.app_context():
@@ -303,7 +304,7 @@ def test_a_send_waiting_to_retry_says_so_until_it_goes_out(app: Flask, live: tup
     `sending` badge without a reload, and the note goes once the retry is sent and delivered."""
     from playwright.sync_api import expect
 
-    from smsdash.compose import Recipient, compose_message
+    from smsdash.compose.service import Recipient, compose_message
 
     server, simulator = live
     simulator.set_knobs(error_429_rate=1.0)

@@ -13,19 +13,19 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from flask import Flask
 from twilio.base.exceptions import TwilioRestException
 
 from smsdash.devserver import free_port
-from smsdash.public_url import status_callback_url
-from smsdash.sending import send_sms
-from smsdash.twilio_client import build_client
+from smsdash.twilio.client import build_client
+from smsdash.twilio.messages_api import send_sms
+from smsdash.twilio.public_url import status_callback_url
 
 REPO = Path(__file__).resolve().parent.parent
 SPECS = REPO.parent / "shared" / "twilio-oai"
@@ -127,7 +127,7 @@ def test_messages_list_filters_match_twilios_spec(prism: tuple[str, Path]) -> No
     """The look-before-resend query: Messages list filtered by To, From and DateSent>."""
     client = build_client({"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": "contract-token",
                            "TWILIO_API_BASE_URL": prism[0]})
-    since = datetime.now(timezone.utc) - timedelta(hours=1)
+    since = datetime.now(UTC) - timedelta(hours=1)
     page = client.messages.page(to="+15558675310", from_="+15005550006", date_sent_after=since, page_size=50)
     assert isinstance(list(page), list)
 
@@ -135,7 +135,7 @@ def test_messages_list_filters_match_twilios_spec(prism: tuple[str, Path]) -> No
 def test_configure_webhooks_service_update_matches_twilios_spec(app: Flask,
                                                                prism_messaging: tuple[str, Path]) -> None:
     """`twilio configure-webhooks` with a Messaging Service: its fetch and update requests."""
-    from smsdash.webhook_setup import plan
+    from smsdash.setup.webhook_setup import plan
 
     app.config.update(TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN="contract-token",
                       TWILIO_MESSAGING_SERVICE_SID="MG" + "fedcba9876543210" * 2,

@@ -3,9 +3,10 @@ Redis is back; their client gives up without waiting out redis-py's retries (cou
 DESIGN.md keeps speed in bench/), while the worker's patient client rides out a short outage."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import redis

@@ -8,9 +8,22 @@ knobs: knobs.py; README "Twilio simulator" documents both.
 from .callbacks import CallbackRecord, CallbackRequest, HttpTransport, Transport
 from .knobs import KNOB_NAMES, KnobError, Knobs
 from .numbers import (
-    CREATE_ERRORS_FROM, CREATE_ERRORS_TO, OUTCOMES, TO_BLOCKED, TO_CARRIER_FILTERED, TO_FAILED,
-    TO_INVALID, TO_LANDLINE, TO_NO_INTERNATIONAL, TO_NO_RECEIPT, TO_NOT_MOBILE, TO_UNKNOWN_HANDSET,
-    TO_UNREACHABLE, TO_UNROUTABLE, VALID_FROM, outcome_for,
+    CREATE_ERRORS_FROM,
+    CREATE_ERRORS_TO,
+    OUTCOMES,
+    TO_BLOCKED,
+    TO_CARRIER_FILTERED,
+    TO_FAILED,
+    TO_INVALID,
+    TO_LANDLINE,
+    TO_NO_INTERNATIONAL,
+    TO_NO_RECEIPT,
+    TO_NOT_MOBILE,
+    TO_UNKNOWN_HANDSET,
+    TO_UNREACHABLE,
+    TO_UNROUTABLE,
+    VALID_FROM,
+    outcome_for,
 )
 from .server import Simulator
 from .store import SimMessage

@@ -11,8 +11,8 @@ import dataclasses
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from types import FrameType
-from typing import Sequence
 
 from .knobs import KnobError, Knobs
 from .numbers import VALID_FROM

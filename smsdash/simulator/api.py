@@ -8,19 +8,36 @@ Handlers return `(http_status, body)`; `ApiError` carries Twilio's error body
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
-from ..smart_encoding import smart_encode
-from .numbers import CREATE_ERRORS_FROM, CREATE_ERRORS_TO, ERROR_MESSAGES
-from .store import API_VERSION, SimMessage, new_sid, now
+from smsdash.sms.body import MAX_BODY_CHARS
+from smsdash.sms.smart_encoding import smart_encode
 
-if TYPE_CHECKING:
-    from .server import Simulator
+from .callbacks import CallbackPlayer
+from .knobs import Knobs
+from .numbers import CREATE_ERRORS_FROM, CREATE_ERRORS_TO, ERROR_MESSAGES
+from .store import API_VERSION, SimMessage, Store, new_sid, now
+
+
+class Simulator(Protocol):
+    """What the handlers read of the running simulator (server.Simulator provides it; typed
+    here so that this module does not import the server that imports it)."""
+
+    account_sid: str
+    auth_token: str
+    from_number: str
+    messaging_base: str
+    started_at: str
+    store: Store
+    player: CallbackPlayer
+
+    @property
+    def knobs(self) -> Knobs: ...
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-MAX_BODY = 1600
 ACCOUNT = r"/2010-04-01/Accounts/(?P<account>AC[0-9a-fA-F]{32})"
 
 
@@ -62,7 +79,7 @@ class Reply:
     after_accept: bool = False   # a create that was recorded: the timeout knob may hold it
 
 
-Handler = Callable[["Simulator", ApiRequest, dict[str, str]], Reply]
+Handler = Callable[[Simulator, ApiRequest, dict[str, str]], Reply]
 ROUTES: list[tuple[str, re.Pattern[str], Handler]] = []
 
 
@@ -73,7 +90,7 @@ def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def dispatch(sim: "Simulator", request: ApiRequest) -> Reply:
+def dispatch(sim: Simulator, request: ApiRequest) -> Reply:
     """Find the handler for the request and run it; 404 (20404) or 405 when none fits."""
     path_matched = False
     for method, pattern, handler in ROUTES:
@@ -97,7 +114,7 @@ def is_create(request: ApiRequest) -> bool:
 
 # -- API 2010: account, caller ids, numbers --------------------------------------------------
 @route("GET", ACCOUNT + r"\.json")
-def fetch_account(sim: "Simulator", request: ApiRequest, args: dict[str, str]) -> Reply:
+def fetch_account(sim: Simulator, request: ApiRequest, args: dict[str, str]) -> Reply:
     uri = f"/{API_VERSION}/Accounts/{sim.account_sid}"
     created = sim.started_at
     return Reply(200, {
@@ -112,7 +129,7 @@ def fetch_account(sim: "Simulator", request: ApiRequest, args: dict[str, str]) -
 
 
 @route("GET", ACCOUNT + r"/OutgoingCallerIds\.json")
-def list_caller_ids(sim: "Simulator", request: ApiRequest, args: dict[str, str]) -> Reply:
+def list_caller_ids(sim: Simulator, request: ApiRequest, args: dict[str, str]) -> Reply:
     wanted = request.arg("PhoneNumber")
     records = []
     for index, number in enumerate(sim.knobs.verified_numbers):
@@ -127,7 +144,7 @@ def list_caller_ids(sim: "Simulator", request: ApiRequest, args: dict[str, str])
 
 
 @route("GET", ACCOUNT + r"/IncomingPhoneNumbers\.json")
-def list_numbers(sim: "Simulator", request: ApiRequest, args: dict[str, str]) -> Reply:
+def list_numbers(sim: Simulator, request: ApiRequest, args: dict[str, str]) -> Reply:
     wanted = request.arg("PhoneNumber")
     with sim.store.lock:
         records = [n.to_json() for n in sim.store.numbers.values()
@@ -136,7 +153,7 @@ def list_numbers(sim: "Simulator", request: ApiRequest, args: dict[str, str]) ->
 
 
 @route("GET", ACCOUNT + r"/IncomingPhoneNumbers/(?P<sid>PN[0-9a-fA-F]{32})\.json")
-def fetch_number(sim: "Simulator", request: ApiRequest, args: dict[str, str]) -> Reply:
+def fetch_number(sim: Simulator, request: ApiRequest, args: dict[str, str]) -> Reply:
     number = sim.store.numbers.get(args["sid"])
     if number is None:
         raise ApiError(404, 20404)
@@ -144,7 +161,7 @@ def fetch_number(sim: "Simulator", request: ApiRequest, args: dict[str, str]) ->
 
 
 @route("POST", ACCOUNT + r"/IncomingPhoneNumbers/(?P<sid>PN[0-9a-fA-F]{32})\.json")
-def update_number(sim: "Simulator", request: ApiRequest, args: dict[str, str]) -> Reply:
+def update_number(sim: Simulator, request: ApiRequest, args: dict[str, str]) -> Reply:
     with sim.store.lock:
         number = sim.store.numbers.get(args["sid"])
         if number is None:
@@ -173,7 +190,7 @@ def _is_url(value: str) -> bool:
 
 # -- API 2010: messages ----------------------------------------------------------------------
 @route("POST", ACCOUNT + r"/Messages\.json")
-def create_message(sim: "Simulator", request: ApiRequest, args: dict[str, str]) -> Reply:
+def create_message(sim: Simulator, request: ApiRequest, args: dict[str, str]) -> Reply:
     form = request.form
     to = form.get("To", "").strip()
     from_ = form.get("From", "").strip() or None
@@ -186,7 +203,7 @@ def create_message(sim: "Simulator", request: ApiRequest, args: dict[str, str]) 
         raise ApiError(400, 21603)
     if not body and not form.get("MediaUrl") and not form.get("ContentSid"):
         raise ApiError(400, 21602)
-    if len(body) > MAX_BODY:
+    if len(body) > MAX_BODY_CHARS:
         raise ApiError(400, 21617)
     if callback and not _is_url(callback):
         raise ApiError(400, 21609, f"The StatusCallback URL {callback} is not a valid URL.")
@@ -218,7 +235,7 @@ def create_message(sim: "Simulator", request: ApiRequest, args: dict[str, str]) 
 
 
 @route("GET", ACCOUNT + r"/Messages/(?P<sid>(?:SM|MM)[0-9a-fA-F]{32})\.json")
-def fetch_message(sim: "Simulator", request: ApiRequest, args: dict[str, str]) -> Reply:
+def fetch_message(sim: Simulator, request: ApiRequest, args: dict[str, str]) -> Reply:
     message = sim.store.messages.get(args["sid"])
     if message is None:
         raise ApiError(404, 20404)
@@ -227,7 +244,7 @@ def fetch_message(sim: "Simulator", request: ApiRequest, args: dict[str, str]) -
 
 
 @route("GET", ACCOUNT + r"/Messages\.json")
-def list_messages(sim: "Simulator", request: ApiRequest, args: dict[str, str]) -> Reply:
+def list_messages(sim: Simulator, request: ApiRequest, args: dict[str, str]) -> Reply:
     filters = [(op, value) for op in ("", "<", ">")
                for value in request.query.get("DateSent" + op, [])]
     selected = sim.store.list_messages(request.arg("To"), request.arg("From"), filters)
@@ -263,7 +280,7 @@ def page_reply(request: ApiRequest, key: str, records: list[dict[str, Any]]) -> 
 
 # -- Messaging v1: services ------------------------------------------------------------------
 @route("GET", r"/v1/Services")
-def list_services(sim: "Simulator", request: ApiRequest, args: dict[str, str]) -> Reply:
+def list_services(sim: Simulator, request: ApiRequest, args: dict[str, str]) -> Reply:
     size = min(max(int(request.arg("PageSize") or 50), 1), 1000)
     with sim.store.lock:
         records = [s.to_json(sim.messaging_base, sim.knobs.smart_encoding) for s in sim.store.services.values()][:size]
@@ -274,7 +291,7 @@ def list_services(sim: "Simulator", request: ApiRequest, args: dict[str, str]) -
 
 
 @route("GET", r"/v1/Services/(?P<sid>MG[0-9a-fA-F]{32})")
-def fetch_service(sim: "Simulator", request: ApiRequest, args: dict[str, str]) -> Reply:
+def fetch_service(sim: Simulator, request: ApiRequest, args: dict[str, str]) -> Reply:
     service = sim.store.services.get(args["sid"])
     if service is None:
         raise ApiError(404, 20404)
@@ -282,7 +299,7 @@ def fetch_service(sim: "Simulator", request: ApiRequest, args: dict[str, str]) -
 
 
 @route("POST", r"/v1/Services/(?P<sid>MG[0-9a-fA-F]{32})")
-def update_service(sim: "Simulator", request: ApiRequest, args: dict[str, str]) -> Reply:
+def update_service(sim: Simulator, request: ApiRequest, args: dict[str, str]) -> Reply:
     with sim.store.lock:
         service = sim.store.services.get(args["sid"])
         if service is None:

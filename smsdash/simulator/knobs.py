@@ -8,8 +8,9 @@ cannot disagree about names or types.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 ERROR_SCOPES = ("create", "all")
 TIMEOUT_MODES = ("hang", "close")
@@ -42,7 +43,7 @@ class Knobs:
     verified_numbers: tuple[str, ...] = field(default_factory=tuple)
     seed: int | None = None              # seeds the random draws behind the rates and jitter
 
-    def updated(self, changes: Mapping[str, Any]) -> "Knobs":
+    def updated(self, changes: Mapping[str, Any]) -> Knobs:
         """A copy with `changes` applied, each value coerced to its knob's type and checked."""
         known = {f.name: f for f in dataclasses.fields(self)}
         coerced: dict[str, Any] = {}

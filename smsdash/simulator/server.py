@@ -14,13 +14,19 @@ import json
 import random
 import socket
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .api import ApiError, ApiRequest, Reply, dispatch, is_create
 from .callbacks import (
-    CallbackPlayer, CallbackRecord, CallbackRequest, HttpTransport, Transport, inbound_params,
+    CallbackPlayer,
+    CallbackRecord,
+    CallbackRequest,
+    HttpTransport,
+    Transport,
+    inbound_params,
 )
 from .knobs import KnobError, Knobs
 from .numbers import VALID_FROM
@@ -34,7 +40,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024
     allow_reuse_address = True
-    simulator: "Simulator"
+    simulator: Simulator
 
 
 class Simulator:
@@ -63,7 +69,7 @@ class Simulator:
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def start(self) -> "Simulator":
+    def start(self) -> Simulator:
         server = _Server((self.host, self.port), _Handler)
         server.simulator = self
         self._server = server
@@ -215,16 +221,16 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Quiet: a bench run makes thousands of requests."""
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:
         self._handle()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._handle()
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._handle()
 
     def _handle(self) -> None:

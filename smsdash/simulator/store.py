@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 import threading
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from email.utils import format_datetime
 from typing import Any
 
@@ -33,7 +33,7 @@ def rfc2822(moment: datetime | None) -> str | None:
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def segments(body: str) -> int:
@@ -164,7 +164,7 @@ def _day_or_moment(raw: str) -> tuple[datetime | date, bool]:
         return date.fromisoformat(text), True
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment, False
 
 

@@ -1,0 +1,109 @@
+"""Operator login: the login page, logout, and the login-required gate."""
+from __future__ import annotations
+
+from functools import cache
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, Response, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
+from werkzeug.security import check_password_hash, generate_password_hash
+from wtforms import EmailField, PasswordField
+from wtforms.validators import DataRequired, Length, Regexp
+
+from smsdash.auth import throttle as login_throttle
+from smsdash.auth.operators import find_user
+from smsdash.extensions import db, login_manager
+from smsdash.models import User
+
+bp = Blueprint("auth", __name__)
+
+# Endpoints reachable without logging in. Everything else requires an operator session, so a
+# new page is private unless someone decides otherwise here (or marks its blueprint public).
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "health.healthz", "static"})
+PUBLIC_BLUEPRINTS = frozenset({"webhooks"})
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", filters=[lambda v: v.strip().lower() if v else v],
+                       validators=[DataRequired(), Regexp(r"^[^@\s]+@[^@\s]+$", message="Enter an email address.")])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    return db.session.get(User, int(user_id))
+
+
+def _safe_next(target: str | None) -> str:
+    """Only follow a `next` that stays on this site, so the login page is no open redirect."""
+    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+        return target
+    return "/"
+
+
+@cache
+def _decoy_hash() -> str:
+    """A hash to check unknown emails against, so they take as long as a wrong password and the
+    answer's timing does not tell which emails are operators."""
+    return generate_password_hash("not anyone's password")
+
+
+def _password_ok(user: User | None, password: str) -> bool:
+    if user is None:
+        check_password_hash(_decoy_hash(), password)
+        return False
+    return user.check_password(password)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> str | Response:
+    form = LoginForm()
+    status, headers = (200 if request.method == "GET" else 401), {}
+    if form.validate_on_submit():
+        email = form.email.data or ""
+        attempt = login_throttle.take_attempt(email, request.remote_addr)
+        if not attempt.allowed:
+            # The same words whether the email is an operator's or not, and no password check.
+            minutes = attempt.retry_after_minutes
+            flash(f"Too many failed log-ins. Try again in {minutes} minute{'s' if minutes != 1 else ''}.", "error")
+            status, headers = 429, {"Retry-After": str(attempt.retry_after)}
+        elif _password_ok(user := find_user(email), form.password.data or ""):
+            login_throttle.succeeded(attempt)
+            login_user(user)  # type: ignore[arg-type]
+            return redirect(_safe_next(request.args.get("next")))  # type: ignore[return-value]
+        else:
+            flash("Email or password is not right.", "error")
+    return render_template("auth/login.html", form=form), status, headers  # type: ignore[return-value]
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout() -> Response:
+    logout_user()
+    flash("You are logged out.", "info")
+    return redirect(url_for("auth.login"))  # type: ignore[return-value]
+
+
+def require_login() -> Response | None:
+    """`before_request` gate: every route but the public ones needs an operator session.
+
+    Public routes are let through before `current_user` is touched: loading the session and the
+    user would be wasted work on every Twilio callback."""
+    endpoint = request.endpoint
+    if endpoint is None or endpoint in PUBLIC_ENDPOINTS or request.blueprint in PUBLIC_BLUEPRINTS:
+        return None
+    if current_user.is_authenticated:
+        return None
+    login_url = url_for("auth.login", next=request.full_path.rstrip("?"))
+    if request.headers.get("HX-Request"):
+        response = Response(status=401)
+        response.headers["HX-Redirect"] = login_url
+        return response
+    return redirect(login_url)  # type: ignore[return-value]
+
+
+def init_app(app: Flask) -> None:
+    login_manager.login_view = "auth.login"
+    app.register_blueprint(bp)
+    app.before_request(require_login)

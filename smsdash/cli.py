@@ -1,0 +1,202 @@
+"""Every command group of `flask --app wsgi …`, each command a thin wrapper over a domain function.
+
+    users create EMAIL            sms send / sms reconcile     twilio check / configure-webhooks
+    webhooks pending              worker [--burst]
+
+Commands import their feature code when they run, so `flask --help` and the web process do not
+load the worker or the Twilio client for nothing.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
+
+users = AppGroup("users", help="Manage operator accounts.")
+sms = AppGroup("sms", help="Send and inspect SMS from the command line.")
+twilio = AppGroup("twilio", help="Check the Twilio set-up and point Twilio's webhooks at this app.")
+webhooks = AppGroup("webhooks", help="Inspect what Twilio's webhooks brought in.")
+
+CHECK_MARKS = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}
+
+
+def _app() -> Flask:
+    return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]
+
+
+# --- users -------------------------------------------------------------------------------------
+
+@users.command("create")
+@click.argument("email")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="The new operator's password (prompted for when left out).")
+def create_user(email: str, password: str) -> None:
+    """Create an operator who can log in with EMAIL and the password."""
+    from smsdash.auth.operators import OperatorError, create_operator
+
+    try:
+        user = create_operator(email, password)
+    except OperatorError as exc:
+        if exc.field == "password":
+            raise click.BadParameter(str(exc), param_hint="--password") from exc
+        if "already exists" in str(exc):
+            raise click.ClickException(str(exc)) from exc
+        raise click.BadParameter(str(exc), param_hint="EMAIL") from exc
+    click.echo(f"Created operator {user.email}.")
+
+
+# --- sms ---------------------------------------------------------------------------------------
+
+@sms.command("send")
+@click.option("--to", "numbers", multiple=True, required=True,
+              help="Recipient number, E.164 or national (DEFAULT_PHONE_REGION); repeat for more.")
+@click.option("--body", required=True, help="The message text.")
+def send_command(numbers: tuple[str, ...], body: str) -> None:
+    """Create a message to every --to number and enqueue its sends; print the message id
+    (alone on stdout, so scripts can capture it).
+
+    Every number is checked first: if any is invalid, each bad one is named and nothing is
+    created, so a typo never sends to half a list."""
+    from smsdash.compose.service import Recipient, compose_message
+    from smsdash.sending.queue import waiting_for_redis_note
+    from smsdash.sms.body import body_problem, normalize_line_breaks
+    from smsdash.sms.phones import parse_many
+
+    body = normalize_line_breaks(body)
+    problem = body_problem(body)
+    if problem:
+        raise click.BadParameter(problem, param_hint="--body")
+    parsed = parse_many(numbers, current_app.config.get("DEFAULT_PHONE_REGION") or "US")
+    if parsed.errors:
+        for error in parsed.errors:
+            click.echo(f"invalid number {error.raw!r}: {error.reason}", err=True)
+        raise click.ClickException(f"{len(parsed.errors)} invalid number(s); nothing was sent")
+    message = compose_message(body, [Recipient(n) for n in parsed.numbers], author_id=None)
+    note = waiting_for_redis_note(message.id)
+    if note:
+        click.echo(note, err=True)
+    click.echo(f"{len(parsed.numbers)} deliveries queued for message:", err=True)
+    click.echo(message.id)
+
+
+@sms.command("reconcile")
+@click.option("--message", "message_id", type=int, help="Check every non-final delivery of this message now.")
+def reconcile_command(message_id: int | None) -> None:
+    """Ask Twilio about deliveries whose status callbacks never came, and print what changed."""
+    from smsdash.extensions import db
+    from smsdash.models import Message
+    from smsdash.sending.reconciler import reconcile
+
+    if message_id is not None and db.session.get(Message, message_id) is None:
+        raise click.ClickException(f"no message {message_id}")
+    report = reconcile(_app(), message_id=message_id)
+    if report.skipped:
+        raise click.ClickException(f"did not run: {report.skipped}")
+    for change in report.changes:
+        click.echo(str(change))
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    for error in report.errors:
+        click.echo(f"error: {error}", err=True)
+    click.echo(f"checked {report.checked} deliveries, changed {len(report.changes)}.")
+    if report.errors:
+        raise SystemExit(1)
+
+
+# --- twilio ------------------------------------------------------------------------------------
+
+@twilio.command("check")
+@click.option("--no-self-test", is_flag=True, help="Skip POSTing a signed test callback to the webhook.")
+def check_command(no_self_test: bool) -> None:
+    """Run the set-up checklist; exit 1 when any item fails."""
+    from smsdash.setup.checks import run_checks
+
+    results = run_checks(_app(), self_test=not no_self_test)
+    for result in results:
+        click.echo(f"[{CHECK_MARKS[result.state]}] {result.name}: {result.detail}")
+        if result.fix and result.state != "ok":
+            click.echo(f"       fix: {result.fix}")
+    failed = sum(r.state == "fail" for r in results)
+    warned = sum(r.state == "warn" for r in results)
+    click.echo(f"{len(results)} checks: {failed} failed, {warned} warnings.")
+    if failed:
+        raise SystemExit(1)
+
+
+@twilio.command("configure-webhooks")
+@click.argument("base_url")
+@click.option("--dry-run", is_flag=True, help="Print the changes without making them.")
+def configure_webhooks_command(base_url: str, dry_run: bool) -> None:
+    """Point the Messaging Service (or the From number) at BASE_URL's webhooks."""
+    from requests import RequestException
+    from twilio.base.exceptions import TwilioException
+
+    from smsdash.setup.webhook_setup import BadBaseURL, normalize_base_url, plan
+    from smsdash.twilio.client import TwilioCredentialsMissing
+    from smsdash.twilio.error_codes import twilio_error_text
+
+    try:
+        base = normalize_base_url(base_url)
+    except BadBaseURL as exc:
+        raise click.BadParameter(str(exc), param_hint="BASE_URL") from exc
+    try:
+        proposed = plan(_app(), base)
+    except (LookupError, TwilioCredentialsMissing) as exc:
+        raise click.ClickException(str(exc)) from exc
+    except (TwilioException, RequestException) as exc:
+        raise click.ClickException(f"{twilio_error_text(exc)} (run `flask --app wsgi twilio check`)") from exc
+    for change in proposed.changes:
+        if change.needed:
+            click.echo(f"{change.target} {change.field}: {change.before or '(not set)'} -> {change.after}")
+        else:
+            click.echo(f"{change.target} {change.field}: {change.after} (already set)")
+    if not any(c.needed for c in proposed.changes):
+        click.echo("Nothing to change.")
+    elif dry_run:
+        click.echo("Dry run: nothing was changed at Twilio.")
+    else:
+        try:
+            proposed.apply()
+        except (TwilioException, RequestException) as exc:
+            raise click.ClickException(f"Twilio refused the update: {twilio_error_text(exc)}") from exc
+        click.echo("Updated at Twilio.")
+    for note in proposed.notes:
+        click.echo(f"Note: {note}")
+
+
+# --- webhooks ----------------------------------------------------------------------------------
+
+@webhooks.command("pending")
+@click.option("--older-than", default=10, show_default=True, help="Minutes an entry has waited.")
+def pending_command(older_than: int) -> None:
+    """List status callbacks that still match no delivery (`flask --app wsgi webhooks pending`).
+
+    Entries that wait long are callbacks for messages this app did not send (another app on the
+    same Twilio account or Messaging Service) or whose send job died before storing the SID.
+    """
+    from smsdash.delivery.pending import unmatched
+
+    entries = unmatched(timedelta(minutes=older_than))
+    for entry in entries:
+        click.echo(f"{entry.received_at:%Y-%m-%d %H:%M:%S} UTC  {entry.message_sid}  {entry.status}  "
+                   f"to {entry.payload.get('To', '?')}")
+    click.echo(f"{len(entries)} unmatched callback(s) older than {older_than} min.")
+
+
+# --- worker ------------------------------------------------------------------------------------
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Work until the queue and the scheduled retries are done, then exit.")
+@with_appcontext
+def worker_command(burst: bool) -> None:
+    """Run an RQ worker (with its scheduler and periodic tasks) inside the app context."""
+    from smsdash.worker.runner import run_worker
+
+    run_worker(_app(), burst=burst)
+
+
+def init_app(app: Flask) -> None:
+    for command in (users, sms, twilio, webhooks, worker_command):
+        app.cli.add_command(command)

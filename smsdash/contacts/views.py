@@ -1,0 +1,178 @@
+"""Contacts and groups: list, search, add, edit, delete, group membership and CSV import.
+
+Every phone number is stored as E.164 (so a contact typed as "(415) 555-0101" and one imported
+as "+14155550101" are the same person), and each contact shows whether it has opted out.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
+from sqlalchemy import delete, func, select
+from werkzeug.wrappers import Response
+
+from smsdash.contacts.csv_import import ImportReport, import_contacts
+from smsdash.contacts.forms import ContactForm, GroupForm, ImportForm, MemberForm
+from smsdash.contacts.search import search_contacts
+from smsdash.delivery.optouts import opted_out_among
+from smsdash.extensions import db
+from smsdash.models import Contact, Group, group_members
+from smsdash.sms.phones import InvalidNumber, normalize
+from smsdash.twilio.messages_api import sender_identity
+from smsdash.web.pagination import page_number, paginate
+
+bp = Blueprint("contacts", __name__)
+
+PER_PAGE = 50
+
+
+def _contact_or_404(contact_id: int) -> Contact:
+    return db.session.get(Contact, contact_id) or abort(404)
+
+
+def _group_or_404(group_id: int) -> Group:
+    return db.session.get(Group, group_id) or abort(404)
+
+
+@bp.get("/contacts")
+def index() -> Response:
+    q = request.args.get("q", "")
+    page = paginate(search_contacts(q), page_number(), PER_PAGE)
+    opted_out = opted_out_among([c.phone for c in page.items], sender_identity(current_app.config))
+    # Only the search box and pager ask for the rows; htmx's history restore wants the whole page.
+    fragment = request.headers.get("HX-Request") and request.headers.get("HX-Target") == "contact-rows"
+    template = "contacts/_rows.html" if fragment else "contacts/index.html"
+    response = make_response(render_template(template, page=page, q=q, opted_out=opted_out))
+    response.headers.add("Vary", "HX-Request")  # one URL serves the page and the search fragment
+    return response
+
+
+@bp.route("/contacts/new", methods=["GET", "POST"])
+def new() -> str | Response:
+    form = ContactForm()
+    if form.validate_on_submit():
+        contact = Contact(name=form.name.data, phone=form.e164)
+        contact.groups = _groups(form.groups.data)
+        db.session.add(contact)
+        db.session.commit()
+        flash(f"Added {contact.name} ({contact.phone}).", "info")
+        return redirect(url_for("contacts.index"))
+    return _form_page(form, "Add a contact")
+
+
+@bp.route("/contacts/<int:contact_id>/edit", methods=["GET", "POST"])
+def edit(contact_id: int) -> str | Response:
+    contact = _contact_or_404(contact_id)
+    form = ContactForm(obj=contact, contact_id=contact.id)
+    if request.method == "GET":
+        form.groups.data = [g.id for g in contact.groups]
+    if form.validate_on_submit():
+        contact.name, contact.phone = form.name.data or "", form.e164
+        contact.groups = _groups(form.groups.data)
+        db.session.commit()
+        flash(f"Saved {contact.name}.", "info")
+        return redirect(url_for("contacts.index"))
+    return _form_page(form, f"Edit {contact.name}", contact=contact)
+
+
+def _form_page(form: ContactForm, title: str, contact: Contact | None = None) -> str:
+    status = 422 if form.errors else 200
+    return render_template("contacts/form.html", form=form, title=title, contact=contact), status  # type: ignore[return-value]
+
+
+def _groups(ids: list[int] | None) -> list[Group]:
+    return list(db.session.scalars(select(Group).where(Group.id.in_(ids or []))))
+
+
+@bp.post("/contacts/<int:contact_id>/delete")
+def delete_contact(contact_id: int) -> Response:
+    contact = _contact_or_404(contact_id)
+    db.session.delete(contact)
+    db.session.commit()
+    flash(f"Deleted {contact.name}.", "info")
+    return redirect(url_for("contacts.index"))
+
+
+@bp.route("/contacts/import", methods=["GET", "POST"])
+def import_csv() -> str:
+    form = ImportForm()
+    report: ImportReport | None = None
+    if form.validate_on_submit():
+        raw = form.file.data.read()
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            form.file.errors.append("The file is not UTF-8 text; save it as CSV UTF-8 and try again.")
+        else:
+            report = import_contacts(text, current_app.config["DEFAULT_PHONE_REGION"])
+            db.session.commit()
+    status = 422 if form.errors or (report and report.errors) else 200
+    return render_template("contacts/import.html", form=form, report=report), status  # type: ignore[return-value]
+
+
+@bp.route("/groups", methods=["GET", "POST"])
+def groups() -> str | Response:
+    form = GroupForm()
+    if form.validate_on_submit():
+        db.session.add(Group(name=form.name.data))
+        db.session.commit()
+        flash(f"Created group {form.name.data}.", "info")
+        return redirect(url_for("contacts.groups"))
+    counts = dict(db.session.execute(
+        select(group_members.c.group_id, func.count()).group_by(group_members.c.group_id)).all())
+    rows = db.session.scalars(select(Group).order_by(func.lower(Group.name))).all()
+    return render_template("contacts/groups.html", form=form, groups=rows, counts=counts), 422 if form.errors else 200  # type: ignore[return-value]
+
+
+@bp.route("/groups/<int:group_id>", methods=["GET", "POST"])
+def group(group_id: int) -> str | Response:
+    grp = _group_or_404(group_id)
+    rename = GroupForm(obj=grp, group_id=grp.id, prefix="rename")
+    member = MemberForm(prefix="member")
+    if "rename-name" in request.form and rename.validate_on_submit():
+        grp.name = rename.name.data or grp.name
+        db.session.commit()
+        flash(f"Renamed the group to {grp.name}.", "info")
+        return redirect(url_for("contacts.group", group_id=grp.id))
+    if member.phone.name in request.form and member.validate_on_submit():
+        added = _add_member(grp, member)
+        if added:
+            return redirect(url_for("contacts.group", group_id=grp.id))
+    members = sorted(grp.contacts, key=lambda c: c.name.lower())
+    opted_out = opted_out_among([c.phone for c in members], sender_identity(current_app.config))
+    status = 422 if rename.errors or member.errors else 200
+    return render_template("contacts/group.html", group=grp, rename=rename, member=member, members=members,
+                           opted_out=opted_out), status  # type: ignore[return-value]
+
+
+def _add_member(grp: Group, form: MemberForm) -> bool:
+    try:
+        phone = normalize(form.phone.data or "", current_app.config["DEFAULT_PHONE_REGION"])
+    except InvalidNumber as exc:
+        form.phone.errors.append(f"{form.phone.data} is {exc.reason}.")
+        return False
+    contact = db.session.scalar(select(Contact).where(Contact.phone == phone))
+    if contact is None:
+        form.phone.errors.append(f"No contact has the number {phone}; add the contact first.")
+        return False
+    if contact not in grp.contacts:
+        grp.contacts.append(contact)
+        db.session.commit()
+    flash(f"{contact.name} is in {grp.name}.", "info")
+    return True
+
+
+@bp.post("/groups/<int:group_id>/members/<int:contact_id>/remove")
+def remove_member(group_id: int, contact_id: int) -> Response:
+    grp = _group_or_404(group_id)
+    db.session.execute(delete(group_members).where(group_members.c.group_id == grp.id,
+                                                   group_members.c.contact_id == contact_id))
+    db.session.commit()
+    return redirect(url_for("contacts.group", group_id=grp.id))
+
+
+@bp.post("/groups/<int:group_id>/delete")
+def delete_group(group_id: int) -> Response:
+    grp = _group_or_404(group_id)
+    db.session.delete(grp)
+    db.session.commit()
+    flash(f"Deleted group {grp.name} (its contacts are kept).", "info")
+    return redirect(url_for("contacts.groups"))

@@ -1,0 +1,63 @@
+"""Opt-outs: numbers that texted STOP (or that Twilio refused with 21610) must not be texted again.
+
+An opt-out belongs to a sender (the From number or Messaging Service SID the STOP was sent to),
+because carriers scope STOP to the sender; a row with the empty sender blocks every sender.
+All functions run in the caller's transaction; the caller commits.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import delete, select
+
+from smsdash.dialects import insert_or_ignore
+from smsdash.extensions import db
+from smsdash.models import OptOut, utcnow
+
+ALL_SENDERS = ""
+
+
+def _senders(sender: str) -> tuple[str, ...]:
+    return (ALL_SENDERS,) if sender == ALL_SENDERS else (ALL_SENDERS, sender)
+
+
+def is_opted_out(phone: str, sender: str = ALL_SENDERS) -> bool:
+    """True if `phone` opted out of `sender` or of every sender."""
+    row = db.session.execute(
+        select(OptOut.id).where(OptOut.phone == phone, OptOut.sender.in_(_senders(sender))).limit(1)
+    ).first()
+    return row is not None
+
+
+def opted_out_among(phones: Iterable[str], sender: str = ALL_SENDERS) -> set[str]:
+    """The subset of `phones` that opted out of `sender` (or of every sender), in one query."""
+    wanted = set(phones)
+    if not wanted:
+        return set()
+    rows = db.session.execute(
+        select(OptOut.phone).where(OptOut.phone.in_(wanted), OptOut.sender.in_(_senders(sender)))
+    )
+    return {phone for (phone,) in rows}
+
+
+def record_opt_out(phone: str, sender: str, source: str) -> bool:
+    """Record that `phone` opted out of `sender`; return False if it already had.
+
+    Insert-or-ignore on the (phone, sender) unique key, so a repeated STOP (or a STOP racing a
+    21610 from the send job) records once and neither fails. RETURNING tells whether a row went
+    in: through the ORM session an INSERT's rowcount is -1 on PostgreSQL.
+    """
+    table = OptOut.__table__
+    stmt = insert_or_ignore(table, db.session.get_bind().dialect.name).values(
+        phone=phone, sender=sender, source=source, created_at=utcnow())
+    return db.session.execute(stmt.returning(table.c.id)).first() is not None
+
+
+def lift_opt_out(phone: str, sender: str) -> bool:
+    """Remove `phone`'s opt-out for `sender` (START / UNSTOP / YES); return True if one existed.
+
+    Only the row for that sender goes: a START to one number does not undo an opt-out that an
+    operator recorded for every sender.
+    """
+    result = db.session.execute(delete(OptOut).where(OptOut.phone == phone, OptOut.sender == sender))
+    return result.rowcount > 0

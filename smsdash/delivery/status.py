@@ -1,0 +1,211 @@
+"""The delivery state machine, shared by the send job, the status webhook and the reconciler.
+
+Twilio's callbacks arrive out of order and repeat, so a status is applied only when it ranks
+above the current one: queued < sending < sent < final. A final status (delivered,
+undelivered, failed, canceled) is never left, except that `read` may follow `delivered`.
+The move is one conditional UPDATE, so concurrent callbacks for one delivery cannot race:
+the database decides which of them wins, and the loser changes nothing.
+
+One final status is only our guess: `failed` or `canceled` set before Twilio ever answered (no
+SID), when an attempt that timed out may have reached Twilio anyway (the job then gave up, or
+canceled the retry for a STOP). The first observation that carries the message's SID proves
+Twilio has it, and replaces that guess; from then on the rules above hold.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import ColumnElement, Update, and_, bindparam, func, or_, update
+
+from smsdash.delivery.timeline import record_event
+from smsdash.extensions import db
+from smsdash.models import Delivery, utcnow
+
+RANKS: dict[str, int] = {
+    "accepted": 0,
+    "scheduled": 0,
+    "queued": 0,
+    "sending": 1,
+    "sent": 2,
+    "delivered": 3,
+    "undelivered": 3,
+    "failed": 3,
+    "canceled": 3,
+    "partially_delivered": 3,
+    "read": 4,
+}
+FINAL = frozenset({"delivered", "undelivered", "failed", "canceled", "partially_delivered", "read"})
+FAILURES = frozenset({"undelivered", "failed"})
+KNOWN = frozenset(RANKS)
+# Statuses shown to operators, in the order a delivery moves through them.
+DISPLAY_ORDER = ("queued", "sending", "sent", "delivered", "read", "undelivered", "failed", "canceled")
+
+
+def is_final(status: str) -> bool:
+    return status in FINAL
+
+
+def may_move(current: str, new: str) -> bool:
+    """True when a delivery in `current` may move to `new` (never backwards, never out of final)."""
+    if new not in KNOWN or current == new:
+        return False
+    if current in FINAL:
+        return current == "delivered" and new == "read"
+    return RANKS[new] > RANKS[current]
+
+
+def predecessors(new: str) -> tuple[str, ...]:
+    """Every status from which `new` may be reached, for a conditional UPDATE's WHERE clause."""
+    return tuple(sorted(s for s in KNOWN if may_move(s, new)))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What applying one status did: whether the delivery moved, and whether an event was added."""
+
+    moved: bool
+    recorded: bool
+
+
+_DELIVERIES = Delivery.__table__
+
+
+def _timestamps(status: str) -> dict[str, Any]:
+    """Timestamp columns for a move to `status`, bound to the `p_when` parameter.
+
+    Callbacks skip steps and arrive out of order: a delivery can go straight from queued to
+    `read`, and the `sent` callback that comes later moves nothing. A later status implies the
+    earlier ones, so their columns are filled in if still empty (never overwritten: `read`
+    keeps the time the message was delivered).
+    """
+    when = bindparam("p_when", type_=_DELIVERIES.c.sent_at.type)
+
+    def first(column: Any) -> Any:
+        return func.coalesce(column, when)
+
+    if status == "sent":
+        return {"sent_at": when}
+    if status == "delivered":
+        return {"delivered_at": when, "sent_at": first(_DELIVERIES.c.sent_at)}
+    if status == "read":
+        return {"delivered_at": first(_DELIVERIES.c.delivered_at), "sent_at": first(_DELIVERIES.c.sent_at)}
+    if status in FAILURES:
+        # A repeat that only brings the error code (see move_allowed) keeps the first report's time.
+        return {"failed_at": first(_DELIVERIES.c.failed_at)}
+    return {}
+
+
+def move_values(status: str, with_error: bool) -> dict[str, Any]:
+    """The SET clause of a move to `status`, bound to `p_now`, `p_when` and (`with_error`)
+    `p_error_code`/`p_error_message`: shared with the webhook's one-statement path on PostgreSQL
+    (known_callback.py), so both paths fill the same columns."""
+    values: dict[str, Any] = {"status": status, "updated_at": bindparam("p_now"), **_timestamps(status)}
+    if with_error:
+        values.update(error_code=bindparam("p_error_code"), error_message=bindparam("p_error_message"))
+    return values
+
+
+def move_allowed(status: str, with_error: bool, spell: Callable[[str], Any] = lambda s: s) -> ColumnElement[bool]:
+    """The WHERE clause allowing a move to `status`: from one of its predecessors, or, for a
+    failure that brings an error code, from the same failure recorded without one (Twilio's
+    first copy of a failure can lack ErrorCode; the code is what tells the operator what to do).
+    `spell` writes each status as the caller's statement needs it (known_callback.py inlines them)."""
+    c = _DELIVERIES.c
+    allowed = c.status.in_([spell(s) for s in predecessors(status)])
+    if with_error and status in FAILURES:
+        allowed = or_(allowed, and_(c.status == spell(status), c.error_code.is_(None)))
+    return allowed
+
+
+@cache
+def _move_statement(status: str, with_error: bool) -> Update:
+    """The conditional UPDATE for a move to `status`, built once: the webhook runs it for every
+    callback, and a prebuilt core statement skips SQLAlchemy's per-call construction work."""
+    return (update(_DELIVERIES)
+            .where(_DELIVERIES.c.id == bindparam("p_id"), move_allowed(status, with_error))
+            .values(move_values(status, with_error)))
+
+
+# Statuses we set without Twilio's word; with no SID stored, Twilio's first word replaces them.
+UNHEARD = ("failed", "canceled")
+
+
+@cache
+def _overrule_statement(status: str) -> Update:
+    """The UPDATE replacing a final status set before Twilio answered (no SID) with what Twilio
+    says, storing the SID. Any earlier status of Twilio's means it accepted the message, which
+    is what `sent` says for us; the local failure's error and time go unless Twilio failed it too."""
+    status = status if RANKS[status] >= RANKS["sent"] else "sent"
+    values = move_values(status, with_error=True)
+    values.update(external_message_id=bindparam("p_sid"),
+                  failed_at=bindparam("p_when") if status in FAILURES else None)
+    return (update(_DELIVERIES)
+            .where(_DELIVERIES.c.id == bindparam("p_id"), _DELIVERIES.c.external_message_id.is_(None),
+                   _DELIVERIES.c.status.in_(UNHEARD))
+            .values(values))
+
+
+_STORE_SID = (update(_DELIVERIES)
+              .where(_DELIVERIES.c.id == bindparam("p_id"), _DELIVERIES.c.external_message_id.is_(None))
+              .values(external_message_id=bindparam("p_sid")))
+
+
+def dedupe_key(source: str, status: str, error_code: int | None) -> str:
+    """Twilio and the reconciler observe the same carrier facts, so they share one key space:
+    a callback that arrives after the reconciler saw the same status adds no second event."""
+    origin = "ext" if source in ("twilio", "reconciler") else source
+    return f"{origin}:{status}:{error_code or ''}"
+
+
+def apply_status(
+    delivery_id: int,
+    status: str,
+    *,
+    source: str,
+    error_code: int | None = None,
+    error_message: str | None = None,
+    occurred_at: datetime | None = None,
+    payload: dict[str, Any] | None = None,
+    sid: str | None = None,
+    detail: str | None = None,
+    dedupe: bool = True,
+) -> Outcome:
+    """Move a delivery to `status` if the state machine allows it, and add its timeline event.
+
+    Runs in the caller's transaction (the caller commits). The event is recorded even when the
+    status does not move (a late `sent` after `delivered` is kept as history); with `dedupe`,
+    the same status and error code seen again from the same origin adds nothing.
+    `sid` is stored if the delivery has none yet: a callback may beat the send job's commit.
+    With `sid`, a `failed` or `canceled` set before Twilio answered (no SID) is replaced (see above).
+    """
+    if status not in KNOWN:
+        raise ValueError(f"unknown message status {status!r}")
+    now = utcnow()
+    with_error = error_code is not None or error_message is not None
+    params: dict[str, Any] = {"p_id": delivery_id, "p_now": now, "p_when": occurred_at or now}
+    if with_error:
+        params.update(p_error_code=error_code, p_error_message=error_message)
+    db.session.flush()  # core statements skip the ORM's autoflush; pending ORM changes go first
+    connection = db.session.connection()
+    moved = connection.execute(_move_statement(status, with_error), params).rowcount == 1
+    overruled = bool(sid) and not moved and connection.execute(_overrule_statement(status), {
+        "p_error_code": None, "p_error_message": None, **params, "p_sid": sid}).rowcount == 1
+    if overruled and detail is None:
+        detail = "Twilio has this message after all: its status replaces the one set before Twilio answered"
+    if sid and not overruled:  # the overrule has stored it already
+        connection.execute(_STORE_SID, {"p_id": delivery_id, "p_sid": sid})
+    recorded = record_event(
+        delivery_id,
+        status,
+        source=source,
+        error_code=error_code,
+        detail=detail,
+        occurred_at=occurred_at,
+        payload=payload,
+        dedupe_key=dedupe_key(source, status, error_code) if dedupe else None,
+    )
+    return Outcome(moved=moved or overruled, recorded=recorded)

@@ -1,0 +1,23 @@
+"""The one list of periodic tasks the worker's scheduler runs (Redash's `tasks/schedule.py`).
+
+Each is a plain function of the feature it serves; this module only says how often. Every task
+is idempotent and reads the database for its work, so a run missed (no worker up) or doubled
+(a lock handed over) costs nothing but time.
+"""
+from __future__ import annotations
+
+from flask import Flask
+
+from smsdash.delivery.pending import sweep as sweep_pending
+from smsdash.sending.queue import SWEEP_EVERY_SECONDS, sweep_unenqueued
+from smsdash.sending.reconciler import interval_seconds, reconcile_periodic
+from smsdash.worker import periodic
+
+
+def init_app(app: Flask) -> None:
+    # Deliveries composed while Redis was down: enqueued once it is back.
+    periodic.register(app, sweep_unenqueued, seconds=SWEEP_EVERY_SECONDS)
+    # Callbacks that arrived before their SID was stored: applied once it is.
+    periodic.register(app, sweep_pending, seconds=SWEEP_EVERY_SECONDS)
+    # Deliveries whose callbacks never came, and sends a dead worker left behind.
+    periodic.register(app, reconcile_periodic, seconds=interval_seconds(app.config))

@@ -1,0 +1,147 @@
+"""Twilio's webhooks: delivery status callbacks and inbound replies (STOP / START).
+
+Both are public (no login, no CSRF token) and trusted only through `X-Twilio-Signature`
+(signature.py). Twilio treats any 2xx as done and waits for the answer, so the handler answers
+fast: on PostgreSQL the usual callback (a known delivery that has its SID) is one statement in
+one round trip (known_callback.py); the rest take the general path through status.py.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, request
+from sqlalchemy import bindparam, select
+
+from smsdash.delivery.callbacks import MalformedCallback, StatusCallback, parse_status_callback
+from smsdash.delivery.known_callback import apply_known
+from smsdash.delivery.optouts import lift_opt_out, record_opt_out
+from smsdash.delivery.pending import apply_pending, keep_pending
+from smsdash.extensions import csrf, db
+from smsdash.models import Delivery
+from smsdash.webhooks.signature import signature_rejection
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks/twilio")
+csrf.exempt(bp)
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+# Twilio's default opt-out keywords; the reply must be the keyword alone (any case).
+STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+START_WORDS = frozenset({"START", "UNSTOP", "YES"})
+OPTED_OUT_CODE = 21610
+
+
+def _forbidden(reason: str) -> Response:
+    # The log names the path, the reason and the caller; never the token or the signature.
+    log.warning("Rejected Twilio webhook %s from %s: %s", request.path, request.remote_addr, reason)
+    return Response("Forbidden: the request is not signed by Twilio for this URL.\n", 403,
+                    mimetype="text/plain")
+
+
+def _bad_request(reason: str) -> Response:
+    log.warning("Malformed Twilio webhook %s: %s", request.path, reason)
+    return Response(f"Bad request: {reason}\n", 400, mimetype="text/plain")
+
+
+_DELIVERIES = Delivery.__table__
+_BY_ID = select(_DELIVERIES.c.id, _DELIVERIES.c.external_message_id).where(_DELIVERIES.c.id == bindparam("p_id"))
+_BY_SID = select(_DELIVERIES.c.id, _DELIVERIES.c.external_message_id).where(
+    _DELIVERIES.c.external_message_id == bindparam("p_sid"))
+
+
+def _find_delivery(delivery_ref: int | None, sid: str) -> tuple[int, str | None] | None:
+    """(id, stored SID) of the delivery the callback is about: by our id from the URL, else by SID.
+
+    Prebuilt core statements on the session's connection: this runs for every callback."""
+    connection = db.session.connection()
+    row = connection.execute(_BY_ID, {"p_id": delivery_ref}).first() if delivery_ref is not None else None
+    if row is None:
+        row = connection.execute(_BY_SID, {"p_sid": sid}).first()
+    return (row.id, row.external_message_id) if row is not None else None
+
+
+def _keep_until_known(callback: StatusCallback) -> None:
+    """Park a callback that matches nothing; apply it at once if its SID appeared meanwhile.
+
+    The send job applies pending callbacks right after committing a SID. If that happened
+    between our lookup and our commit, the job saw nothing waiting, so we look once more.
+    """
+    keep_pending(callback.sid, callback.status, callback.payload)
+    db.session.commit()
+    found = _find_delivery(None, callback.sid)
+    if found is not None:
+        apply_pending(found[0], callback.sid)
+        db.session.commit()
+
+
+def _delivery_ref(raw: str | None) -> int | None:
+    """Our delivery id from the callback URL's `d`, if it is one (ASCII digits, fits an INTEGER)."""
+    if raw and raw.isascii() and raw.isdigit() and int(raw) < 2**31:
+        return int(raw)
+    return None
+
+
+def _sender(params: dict[str, str]) -> str:
+    return params.get("MessagingServiceSid") or params.get("From") or ""
+
+
+@bp.post("/status")
+def status() -> Response:
+    """Apply one status callback. 403: not signed by Twilio; 400: malformed; 200: applied or kept."""
+    reason = signature_rejection()
+    if reason:
+        return _forbidden(reason)
+    try:
+        callback = parse_status_callback(request.form)
+    except MalformedCallback as exc:
+        return _bad_request(str(exc))
+    raw_ref = request.args.get("d")
+    delivery_ref = _delivery_ref(raw_ref)
+    if raw_ref is not None and delivery_ref is None:
+        return _bad_request(f"delivery id {raw_ref!r} is not a number")
+
+    engine = db.engine
+    if (engine.dialect.name == "postgresql" and callback.error_code != OPTED_OUT_CODE
+            and apply_known(engine, callback, delivery_ref) is not None):
+        return Response("", 200)  # committed: the usual case, in one round trip
+    found = _find_delivery(delivery_ref, callback.sid)
+    if found is None:
+        _keep_until_known(callback)
+        return Response("", 200)
+    delivery_id, stored_sid = found
+    callback.apply(delivery_id, record_sid=stored_sid is None)
+    if callback.error_code == OPTED_OUT_CODE and callback.payload.get("To"):
+        record_opt_out(callback.payload["To"], _sender(callback.payload), f"twilio_{OPTED_OUT_CODE}")
+    db.session.commit()
+    if stored_sid is None:
+        # This callback stored the SID. Its waiting callbacks are looked for only now that the SID
+        # is committed, as the send job does, so one parked meanwhile cannot be missed by both.
+        apply_pending(delivery_id, callback.sid)
+        db.session.commit()
+    return Response("", 200)
+
+
+@bp.post("/inbound")
+def inbound() -> Response:
+    """Record STOP-type replies as opt-outs and lift them on START-type replies; answer empty TwiML.
+
+    The opt-out is kept for the number the reply was sent to and, when the reply came through a
+    Messaging Service, for the service too: the send job may send from either.
+    """
+    reason = signature_rejection()
+    if reason:
+        return _forbidden(reason)
+    phone = (request.form.get("From") or "").strip()
+    keyword = (request.form.get("Body") or "").strip().strip(".!").upper()
+    senders = {s.strip() for s in (request.form.get("To"), request.form.get("MessagingServiceSid")) if s}
+    if phone and senders and keyword in STOP_WORDS | START_WORDS:
+        for sender in senders:
+            if keyword in STOP_WORDS:
+                record_opt_out(phone, sender, "inbound")
+            else:
+                lift_opt_out(phone, sender)
+        db.session.commit()
+        log.info("Inbound %s from a recipient: opt-out %s", keyword,
+                 "recorded" if keyword in STOP_WORDS else "lifted")
+    return Response(EMPTY_TWIML, 200, mimetype="text/xml")
