@@ -1,4 +1,5 @@
 """What the benchmarks share: a scratch PostgreSQL database per run, and a process's CPU time."""
+
 from __future__ import annotations
 
 import os

@@ -16,6 +16,7 @@ beside its target:
 
     .venv/bin/python bench/dashboard.py --pg postgresql://postgres@127.0.0.1:5432
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,41 +53,66 @@ def prepare_database(pg: str, deliveries: int, noise: int) -> str:
     create_database(pg, DB_NAME)
     url = f"{pg}/{DB_NAME}"
     env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": SECRET}
-    subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env,
-                   check=True, capture_output=True)
-    subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "users", "create", EMAIL, "--password", PASSWORD],
-                   cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "users", "create", EMAIL, "--password", PASSWORD],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     import psycopg
 
-    cases = " ".join(f"WHEN (i %% 100) < {sum(p for _, p in MIX[:k + 1])} THEN '{s}'" for k, (s, _) in enumerate(MIX))
+    cases = " ".join(f"WHEN (i %% 100) < {sum(p for _, p in MIX[: k + 1])} THEN '{s}'" for k, (s, _) in enumerate(MIX))
     with psycopg.connect(url) as conn:
-        conn.execute("INSERT INTO contacts (name, phone, created_at, updated_at)"
-                     " SELECT 'Contact ' || i, '+1415' || lpad(i::text, 7, '0'), now(), now()"
-                     " FROM generate_series(1, %s) AS i", (deliveries // 5,))
+        conn.execute(
+            "INSERT INTO contacts (name, phone, created_at, updated_at)"
+            " SELECT 'Contact ' || i, '+1415' || lpad(i::text, 7, '0'), now(), now()"
+            " FROM generate_series(1, %s) AS i",
+            (deliveries // 5,),
+        )
         # Older messages first (the noise), the benchmarked one last, as in a real table.
         per_noise = 1000
         for _ in range(noise // per_noise):
-            conn.execute("INSERT INTO comms_messages (body, created_at, recipient_count)"
-                         " VALUES ('older', now() - interval '1 day', %s)", (per_noise,))
+            conn.execute(
+                "INSERT INTO comms_messages (body, created_at, recipient_count)"
+                " VALUES ('older', now() - interval '1 day', %s)",
+                (per_noise,),
+            )
             conn.execute(
                 "INSERT INTO comms_deliveries (message_id, to_number, status, attempts, created_at, updated_at)"
                 " SELECT currval('comms_messages_id_seq'), '+1212' || lpad(i::text, 7, '0'), 'delivered', 1,"
-                " now() - interval '1 day', now() - interval '1 day' FROM generate_series(1, %s) AS i", (per_noise,))
-        message_id = conn.execute("INSERT INTO comms_messages (body, created_at, recipient_count)"
-                                  " VALUES ('Your order has shipped. Reply STOP to opt out.', now(), %s)"
-                                  " RETURNING id", (deliveries,)).fetchone()[0]
+                " now() - interval '1 day', now() - interval '1 day' FROM generate_series(1, %s) AS i",
+                (per_noise,),
+            )
+        message_id = conn.execute(
+            "INSERT INTO comms_messages (body, created_at, recipient_count)"
+            " VALUES ('Your order has shipped. Reply STOP to opt out.', now(), %s)"
+            " RETURNING id",
+            (deliveries,),
+        ).fetchone()[0]
         conn.execute(
             "INSERT INTO comms_deliveries (message_id, contact_id, to_number, status, error_code, attempts,"
             " external_message_id, created_at, updated_at)"
             f" SELECT %s, CASE WHEN i %% 5 = 0 THEN i / 5 END, '+1415' || lpad((i / 5)::text, 7, '0') || i %% 5,"
             f" CASE {cases} END, CASE WHEN (i %% 100) BETWEEN 55 AND 64 THEN 30003 END, 1,"
             " 'SM' || md5(i::text), now() - interval '10 minutes', now() - (i || ' ms')::interval"
-            " FROM generate_series(1, %s) AS i", (message_id, deliveries))
+            " FROM generate_series(1, %s) AS i",
+            (message_id, deliveries),
+        )
         for n, kind in enumerate(("sending", "sent", "delivered")):
             conn.execute(
                 "INSERT INTO comms_events (delivery_id, event_type, source, received_at, occurred_at)"
                 f" SELECT id, %s, %s, now() - interval '10 minutes' + interval '{n} seconds', NULL"
-                " FROM comms_deliveries WHERE message_id = %s", (kind, "job" if n < 2 else "twilio", message_id))
+                " FROM comms_deliveries WHERE message_id = %s",
+                (kind, "job" if n < 2 else "twilio", message_id),
+            )
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
     return url
@@ -139,9 +165,29 @@ def _poll_url(html: str) -> str:
 def gunicorn(url: str, port: int, threads: int) -> Iterator[int]:
     """One gunicorn worker serving the app; yields the worker's pid."""
     env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": SECRET}
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", "1",
-                             "-k", "gthread", "--threads", str(threads), "--keep-alive", "30",
-                             "--log-level", "warning", "wsgi:app"], cwd=ROOT, env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            "1",
+            "-k",
+            "gthread",
+            "--threads",
+            str(threads),
+            "--keep-alive",
+            "30",
+            "--log-level",
+            "warning",
+            "wsgi:app",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -166,16 +212,27 @@ def login_cookie(port: int) -> str:
 
     with requests.Session() as s:
         page = s.get(f"http://127.0.0.1:{port}/login").text
-        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or \
-            re.search(r'name="csrf-token" content="([^"]+)"', page)
-        r = s.post(f"http://127.0.0.1:{port}/login", data={"email": EMAIL, "password": PASSWORD,
-                                                           "csrf_token": token.group(1)}, allow_redirects=False)  # type: ignore[union-attr]
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or re.search(
+            r'name="csrf-token" content="([^"]+)"', page
+        )
+        r = s.post(
+            f"http://127.0.0.1:{port}/login",
+            data={"email": EMAIL, "password": PASSWORD, "csrf_token": token.group(1)},
+            allow_redirects=False,
+        )  # type: ignore[union-attr]
         assert r.status_code == 302, f"login failed: {r.status_code}"
         return "; ".join(f"{k}={v}" for k, v in s.cookies.items())
 
 
-def viewer(port: int, cookie: str, first_url: str, offset: float, stop: float, stats: dict[str, list[float]],
-           lock: threading.Lock) -> None:
+def viewer(
+    port: int,
+    cookie: str,
+    first_url: str,
+    offset: float,
+    stop: float,
+    stats: dict[str, list[float]],
+    lock: threading.Lock,
+) -> None:
     """One browser tab: poll every 2 s with the version it holds, like hx-trigger="every 2s"."""
     url = first_url
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -207,19 +264,27 @@ def changer(url: str, message_id: int, per_second: float, stop: float) -> int:
             moved += conn.execute(
                 "UPDATE comms_deliveries SET status = 'delivered', updated_at = now() WHERE id IN ("
                 " SELECT id FROM comms_deliveries WHERE message_id = %s AND status IN ('queued','sending','sent')"
-                " LIMIT %s)", (message_id, max(1, int(per_second)))).rowcount
+                " LIMIT %s)",
+                (message_id, max(1, int(per_second))),
+            ).rowcount
             time.sleep(1.0)
     return moved
 
 
-def load_phase(url: str, message_id: int, poll_url: str, args: argparse.Namespace, worker_pid: int,
-               cookie: str, changes: float) -> dict[str, object]:
+def load_phase(
+    url: str, message_id: int, poll_url: str, args: argparse.Namespace, worker_pid: int, cookie: str, changes: float
+) -> dict[str, object]:
     stats: dict[str, list[float]] = defaultdict(list)
     lock = threading.Lock()
     stop = time.monotonic() + 0.5 + args.seconds
-    threads = [threading.Thread(target=viewer, args=(args.port, cookie, poll_url, 0.5 + 2.0 * i / args.viewers,
-                                                      stop, stats, lock), daemon=True)
-               for i in range(args.viewers)]
+    threads = [
+        threading.Thread(
+            target=viewer,
+            args=(args.port, cookie, poll_url, 0.5 + 2.0 * i / args.viewers, stop, stats, lock),
+            daemon=True,
+        )
+        for i in range(args.viewers)
+    ]
     cpu_before, wall_before = cpu_seconds(worker_pid), time.monotonic()
     for t in threads:
         t.start()
@@ -241,7 +306,9 @@ def _fmt(values: list[float]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432", help="PostgreSQL server URL (no database)")
+    parser.add_argument(
+        "--pg", default="postgresql://postgres@127.0.0.1:5432", help="PostgreSQL server URL (no database)"
+    )
     parser.add_argument("--deliveries", type=int, default=10_000)
     parser.add_argument("--noise", type=int, default=20_000, help="deliveries of other messages")
     parser.add_argument("--runs", type=int, default=50)
@@ -258,8 +325,10 @@ def main() -> int:
         page, poll, message_id, poll_url = in_process_figures(url, args.runs)
         with gunicorn(url, args.port, args.threads) as worker_pid:
             cookie = login_cookie(args.port)
-            loads = [(label, load_phase(url, message_id, poll_url, args, worker_pid, cookie, changes))
-                     for label, changes in (("quiet", 0.0), ("busy", args.changes))]
+            loads = [
+                (label, load_phase(url, message_id, poll_url, args, worker_pid, cookie, changes))
+                for label, changes in (("quiet", 0.0), ("busy", args.changes))
+            ]
     finally:
         drop_database(args.pg, DB_NAME)
     rows = [
@@ -270,17 +339,28 @@ def main() -> int:
     for label, load in loads:
         stats = load["stats"]
         assert isinstance(stats, dict)
-        rows.append((f"CPU of 1 gunicorn worker, {args.viewers} viewers polling every 2 s, {label}", float(load["cpu"]),  # type: ignore[arg-type]
-                     TARGET_CPU, "%", f"{len(stats['204'])} unchanged polls ({_fmt(stats['204'])}); "
-                                      f"{len(stats['200'])} with changes ({_fmt(stats['200'])}); {load['moved']} deliveries moved"))
+        rows.append(
+            (
+                f"CPU of 1 gunicorn worker, {args.viewers} viewers polling every 2 s, {label}",
+                float(load["cpu"]),  # type: ignore[arg-type]
+                TARGET_CPU,
+                "%",
+                f"{len(stats['204'])} unchanged polls ({_fmt(stats['204'])}); "
+                f"{len(stats['200'])} with changes ({_fmt(stats['200'])}); {load['moved']} deliveries moved",
+            )
+        )
         unexpected.update({f"{label} HTTP {k}": len(v) for k, v in stats.items() if k not in ("200", "204")})
-    print(f"\nPostgreSQL, {args.deliveries} deliveries in one message; gunicorn gthread -w 1 --threads {args.threads};"
-          f" {args.seconds:g} s of load per phase, viewers and database on the same 2-core machine")
+    print(
+        f"\nPostgreSQL, {args.deliveries} deliveries in one message; gunicorn gthread -w 1 --threads {args.threads};"
+        f" {args.seconds:g} s of load per phase, viewers and database on the same 2-core machine"
+    )
     ok = True
     for name, value, target, unit, detail in rows:
         passed = value < target
         ok &= passed
-        print(f"{'PASS' if passed else 'FAIL'}  {name}: {value:.2f} {unit}  (target < {target:g} {unit})\n      {detail}")
+        print(
+            f"{'PASS' if passed else 'FAIL'}  {name}: {value:.2f} {unit}  (target < {target:g} {unit})\n      {detail}"
+        )
     if unexpected:
         print(f"unexpected answers: {unexpected}")
         ok = False

@@ -21,6 +21,7 @@ Run (needs a PostgreSQL server and a redis-server; creates and drops a scratch d
     .venv/bin/python bench/send.py --workers 2 --concurrency 32 --latency 0.1 --deliveries 10000
     .venv/bin/python bench/send.py --database-url sqlite:////tmp/bench.db   # any database URL
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,15 +55,33 @@ def prepare_database(args: argparse.Namespace, env: dict[str, str]) -> str:
     if not url:
         create_database(args.pg, DB_NAME)
         url = f"{args.pg}/{DB_NAME}"
-    subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT,
-                   env={**env, "DATABASE_URL": url}, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+        cwd=ROOT,
+        env={**env, "DATABASE_URL": url},
+        check=True,
+        capture_output=True,
+    )
     return url
 
 
 def start_simulator(latency: float) -> tuple[subprocess.Popen[str], str]:
     """The simulator with status callbacks off: no web app runs here to receive them."""
-    cmd = [sys.executable, "-m", "smsdash.simulator", "--port", "0", "--account-sid", ACCOUNT_SID,
-           "--auth-token", AUTH_TOKEN, "--latency", str(latency), "--callback-drop-rate", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "smsdash.simulator",
+        "--port",
+        "0",
+        "--account-sid",
+        ACCOUNT_SID,
+        "--auth-token",
+        AUTH_TOKEN,
+        "--latency",
+        str(latency),
+        "--callback-drop-rate",
+        "1",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -77,9 +96,12 @@ def simulator_messages(base: str) -> list[dict[str, Any]]:
 
 def start_workers(count: int, env: dict[str, str], log: str) -> list[subprocess.Popen[bytes]]:
     out = open(log, "ab") if log else subprocess.DEVNULL
-    return [subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=ROOT, env=env,
-                             stdout=out, stderr=out)
-            for _ in range(count)]
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+        for _ in range(count)
+    ]
 
 
 def wait_for_workers(app: Any, count: int, timeout: float = 60.0) -> None:
@@ -128,15 +150,18 @@ def count_done(app: Any) -> int:
     from smsdash.models import Delivery
 
     with app.app_context():
-        done = db.session.scalar(select(func.count()).select_from(Delivery)
-                                 .where(Delivery.status.notin_(("queued", "sending"))))
+        done = db.session.scalar(
+            select(func.count()).select_from(Delivery).where(Delivery.status.notin_(("queued", "sending")))
+        )
         db.session.remove()
         return int(done or 0)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432", help="PostgreSQL server URL (no database)")
+    parser.add_argument(
+        "--pg", default="postgresql://postgres@127.0.0.1:5432", help="PostgreSQL server URL (no database)"
+    )
     parser.add_argument("--database-url", default="", help="use this database instead of a scratch PostgreSQL one")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11", help="a Redis db this run may flush")
     parser.add_argument("--deliveries", type=int, default=10_000)
@@ -152,10 +177,18 @@ def main() -> int:
     sim, sim_base = start_simulator(args.latency)
     workers: list[subprocess.Popen[bytes]] = []
     try:
-        env = {**os.environ, "SECRET_KEY": "bench-" + "x" * 32, "REDIS_URL": args.redis_url,
-               "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-               "TWILIO_FROM_NUMBER": "+15005550006", "TWILIO_API_BASE_URL": sim_base,
-               "BASE_HOST_URL": PUBLIC_BASE, "TWILIO_MESSAGING_SERVICE_SID": "", "SEND_RATE_PER_SECOND": ""}
+        env = {
+            **os.environ,
+            "SECRET_KEY": "bench-" + "x" * 32,
+            "REDIS_URL": args.redis_url,
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "TWILIO_FROM_NUMBER": "+15005550006",
+            "TWILIO_API_BASE_URL": sim_base,
+            "BASE_HOST_URL": PUBLIC_BASE,
+            "TWILIO_MESSAGING_SERVICE_SID": "",
+            "SEND_RATE_PER_SECOND": "",
+        }
         if args.concurrency:
             env["SEND_CONCURRENCY"] = str(args.concurrency)
         if args.batch_size:
@@ -199,25 +232,40 @@ def main() -> int:
         from smsdash.models import Delivery
 
         with app.app_context():
-            sent = db.session.scalar(select(func.count()).select_from(Delivery).where(
-                Delivery.message_id == message_id, Delivery.status == "sent"))
+            sent = db.session.scalar(
+                select(func.count())
+                .select_from(Delivery)
+                .where(Delivery.message_id == message_id, Delivery.status == "sent")
+            )
         print(f"database        {app.config['SQLALCHEMY_DATABASE_URI'].split('@')[-1]}, redis {args.redis_url}")
-        print(f"setup           {args.workers} worker process(es) x SEND_CONCURRENCY {concurrency}, "
-              f"SEND_BATCH_SIZE {app.config['SEND_BATCH_SIZE']}, simulator latency {args.latency * 1000:.0f} ms, "
-              "callbacks off")
-        print(f"compose         {compose_s:.2f} s for {args.deliveries} deliveries (commit + enqueue); "
-              f"target < {TARGET_COMPOSE_S:.0f} s: {'OK' if compose_s < TARGET_COMPOSE_S else 'MISSED'}")
+        print(
+            f"setup           {args.workers} worker process(es) x SEND_CONCURRENCY {concurrency}, "
+            f"SEND_BATCH_SIZE {app.config['SEND_BATCH_SIZE']}, simulator latency {args.latency * 1000:.0f} ms, "
+            "callbacks off"
+        )
+        print(
+            f"compose         {compose_s:.2f} s for {args.deliveries} deliveries (commit + enqueue); "
+            f"target < {TARGET_COMPOSE_S:.0f} s: {'OK' if compose_s < TARGET_COMPOSE_S else 'MISSED'}"
+        )
         print(f"one-at-a-time   {single:.1f} deliveries/s (measured API latency {latency * 1000:.1f} ms)")
         print(f"bound           {bound:.0f} deliveries/s ({args.workers} x {concurrency} / {latency * 1000:.1f} ms)")
         print(f"drain           {drain_s:.2f} s from compose start to the last `sent` = {rate:.0f} deliveries/s")
-        print(f"  vs bound      {rate / bound:.0%} (target >= {TARGET_SHARE:.0%}): "
-              f"{'OK' if rate >= TARGET_SHARE * bound else 'MISSED'}")
-        print(f"  vs one-at-a-time  {rate / single:.1f}x (target >= {TARGET_SPEEDUP:.0f}x): "
-              f"{'OK' if rate >= TARGET_SPEEDUP * single else 'MISSED'}")
-        print(f"CPU seconds     workers {', '.join(f'{c:.1f}' for c in worker_cpu)}; simulator {sim_cpu:.1f}; "
-              f"over {drain_s:.1f} s on {os.cpu_count()} cores")
-        print(f"checks          sent {sent}/{args.deliveries}; simulator saw {len(seen)} creates for "
-              f"{len({m['to'] for m in seen})} distinct recipients")
+        print(
+            f"  vs bound      {rate / bound:.0%} (target >= {TARGET_SHARE:.0%}): "
+            f"{'OK' if rate >= TARGET_SHARE * bound else 'MISSED'}"
+        )
+        print(
+            f"  vs one-at-a-time  {rate / single:.1f}x (target >= {TARGET_SPEEDUP:.0f}x): "
+            f"{'OK' if rate >= TARGET_SPEEDUP * single else 'MISSED'}"
+        )
+        print(
+            f"CPU seconds     workers {', '.join(f'{c:.1f}' for c in worker_cpu)}; simulator {sim_cpu:.1f}; "
+            f"over {drain_s:.1f} s on {os.cpu_count()} cores"
+        )
+        print(
+            f"checks          sent {sent}/{args.deliveries}; simulator saw {len(seen)} creates for "
+            f"{len({m['to'] for m in seen})} distinct recipients"
+        )
         ok = sent == args.deliveries and len(seen) == len({m["to"] for m in seen}) == args.deliveries
         return 0 if ok else 1
     finally:

@@ -9,6 +9,7 @@ receives. The ideal bound is connections / latency (each connection waits `laten
 
     .venv/bin/python bench/simulator.py [--connections 64] [--latency 0.1] [--seconds 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,10 +52,28 @@ class _Sink(BaseHTTPRequestHandler):
 def _start_simulator(latency: float) -> tuple[subprocess.Popen[str], int]:
     root = Path(__file__).resolve().parent.parent
     proc = subprocess.Popen(
-        [sys.executable, "-m", "smsdash.simulator", "--port", "0", "--account-sid", ACCOUNT_SID,
-         "--auth-token", AUTH_TOKEN, "--latency", str(latency), "--callback-sent-delay", "0.2",
-         "--callback-final-delay", "1.0"],
-        cwd=root, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(root)})
+        [
+            sys.executable,
+            "-m",
+            "smsdash.simulator",
+            "--port",
+            "0",
+            "--account-sid",
+            ACCOUNT_SID,
+            "--auth-token",
+            AUTH_TOKEN,
+            "--latency",
+            str(latency),
+            "--callback-sent-delay",
+            "0.2",
+            "--callback-final-delay",
+            "1.0",
+        ],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
     assert proc.stdout is not None
     match = re.search(r"127\.0\.0\.1:(\d+)", proc.stdout.readline())
     if not match:
@@ -85,10 +104,20 @@ def main() -> int:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         done = other = 0
         while time.monotonic() < deadline:
-            body = urlencode({"To": f"+1415555{index:02d}{done % 100:02d}", "From": "+15005550006",
-                              "Body": "bench", "StatusCallback": callback})
-            conn.request("POST", path, body=body, headers={
-                "Authorization": auth, "Content-Type": "application/x-www-form-urlencoded"})
+            body = urlencode(
+                {
+                    "To": f"+1415555{index:02d}{done % 100:02d}",
+                    "From": "+15005550006",
+                    "Body": "bench",
+                    "StatusCallback": callback,
+                }
+            )
+            conn.request(
+                "POST",
+                path,
+                body=body,
+                headers={"Authorization": auth, "Content-Type": "application/x-www-form-urlencoded"},
+            )
             response = conn.getresponse()
             response.read()
             if response.status == 201:
@@ -115,13 +144,26 @@ def main() -> int:
             time.sleep(0.2)
         rate = created / elapsed
         bound = args.connections / args.latency if args.latency else float("inf")
-        print(json.dumps({"creates": created, "errors": counts["other"], "seconds": round(elapsed, 2),
-                          "creates_per_s": round(rate, 1), "target_per_s": TARGET,
-                          "bound_per_s": round(bound, 1), "share_of_bound": round(rate / bound, 3),
-                          "callbacks_received": _Sink.count, "callbacks_expected": expected}))
+        print(
+            json.dumps(
+                {
+                    "creates": created,
+                    "errors": counts["other"],
+                    "seconds": round(elapsed, 2),
+                    "creates_per_s": round(rate, 1),
+                    "target_per_s": TARGET,
+                    "bound_per_s": round(bound, 1),
+                    "share_of_bound": round(rate / bound, 3),
+                    "callbacks_received": _Sink.count,
+                    "callbacks_expected": expected,
+                }
+            )
+        )
         ok = rate >= TARGET and counts["other"] == 0 and _Sink.count == expected
-        print(f"{'PASS' if ok else 'FAIL'}: {rate:.0f} creates/s (target {TARGET:.0f}, ideal bound "
-              f"{bound:.0f}); {_Sink.count}/{expected} callbacks")
+        print(
+            f"{'PASS' if ok else 'FAIL'}: {rate:.0f} creates/s (target {TARGET:.0f}, ideal bound "
+            f"{bound:.0f}); {_Sink.count}/{expected} callbacks"
+        )
         return 0 if ok else 1
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -19,6 +19,7 @@ Run (needs a PostgreSQL server; creates and drops the scratch database it uses):
 
     .venv/bin/python bench/webhook.py --pg postgresql://postgres@127.0.0.1:5432
 """
+
 from __future__ import annotations
 
 import argparse
@@ -96,23 +97,32 @@ def probe_app(database_call: str) -> Flask:
 
 # --- setup -------------------------------------------------------------------------------------
 
+
 def prepare_database(pg: str, deliveries: int) -> str:
     """Create the scratch database, migrate it, and seed `deliveries` sent deliveries."""
     create_database(pg, DB_NAME)
     url = f"{pg}/{DB_NAME}"
     env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-" + "x" * 32}
-    subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     import psycopg
 
     with psycopg.connect(url) as conn:
-        conn.execute("INSERT INTO comms_messages (body, created_at, recipient_count) VALUES ('bench', now(), %s)",
-                     (deliveries,))
+        conn.execute(
+            "INSERT INTO comms_messages (body, created_at, recipient_count) VALUES ('bench', now(), %s)", (deliveries,)
+        )
         conn.execute(
             "INSERT INTO comms_deliveries (message_id, to_number, status, external_message_id, attempts,"
             " sent_at, created_at, updated_at)"
             " SELECT 1, '+1500555' || i::text, 'sent', 'SM' || md5(i::text), 1, now(), now(), now()"
-            " FROM generate_series(1, %s) AS i", (deliveries,))
+            " FROM generate_series(1, %s) AS i",
+            (deliveries,),
+        )
     return url
 
 
@@ -124,20 +134,44 @@ def signed_callbacks(first: int, last: int) -> list[tuple[str, str, str]]:
     out = []
     for delivery_id in range(first, last + 1):
         sid = "SM" + hashlib.md5(str(delivery_id).encode()).hexdigest()
-        params = {"MessageSid": sid, "SmsSid": sid, "MessageStatus": "delivered", "SmsStatus": "delivered",
-                  "AccountSid": "AC" + "0" * 32, "From": "+15005550001", "To": f"+1500555{delivery_id}",
-                  "ApiVersion": "2010-04-01", "RawDlrDoneDate": "2611262300"}
+        params = {
+            "MessageSid": sid,
+            "SmsSid": sid,
+            "MessageStatus": "delivered",
+            "SmsStatus": "delivered",
+            "AccountSid": "AC" + "0" * 32,
+            "From": "+15005550001",
+            "To": f"+1500555{delivery_id}",
+            "ApiVersion": "2010-04-01",
+            "RawDlrDoneDate": "2611262300",
+        }
         path = f"{STATUS_PATH}?{urlencode({'d': delivery_id})}"
         out.append((path, urlencode(params), validator.compute_signature(PUBLIC_BASE + path, params)))
     return out
 
 
 @contextmanager
-def gunicorn(target: str, port: int, args: argparse.Namespace, env: dict[str, str],
-             pythonpath: str | None = None) -> Iterator[None]:
+def gunicorn(
+    target: str, port: int, args: argparse.Namespace, env: dict[str, str], pythonpath: str | None = None
+) -> Iterator[None]:
     """Serve `target` with the benchmark's fixed gunicorn settings until the block ends."""
-    cmd = [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", str(args.workers),
-           "-k", "gthread", "--threads", str(args.threads), "--keep-alive", "30", "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-b",
+        f"127.0.0.1:{port}",
+        "-w",
+        str(args.workers),
+        "-k",
+        "gthread",
+        "--threads",
+        str(args.threads),
+        "--keep-alive",
+        "30",
+        "--log-level",
+        "warning",
+    ]
     if pythonpath:
         cmd += ["--pythonpath", pythonpath]
     proc = subprocess.Popen(cmd + [target], cwd=ROOT, env={**os.environ, **env}, start_new_session=True)
@@ -207,11 +241,30 @@ end
 
 def run_wrk(port: int, data: Path, script: Path, args: argparse.Namespace, seconds: float) -> dict[str, float]:
     out = subprocess.run(
-        ["wrk", "-t", str(args.wrk_threads), "-c", str(args.connections), "-d", f"{seconds:g}s", "--timeout", "5s",
-         "-s", str(script), f"http://127.0.0.1:{port}", "--", str(data), str(args.wrk_threads)],
-        capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
+        [
+            "wrk",
+            "-t",
+            str(args.wrk_threads),
+            "-c",
+            str(args.connections),
+            "-d",
+            f"{seconds:g}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}",
+            "--",
+            str(data),
+            str(args.wrk_threads),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    ).stdout
     line = next(x for x in out.splitlines() if x.startswith("WRK_JSON "))
-    result: dict[str, float] = json.loads(line[len("WRK_JSON "):])
+    result: dict[str, float] = json.loads(line[len("WRK_JSON ") :])
     result["rate"] = result["requests"] / result["seconds"]
     return result
 
@@ -241,8 +294,9 @@ def paced(port: int, callbacks: list[tuple[str, str, str]], rate: float, seconds
             if delay > 0:
                 time.sleep(delay)
             path, body, sig = callbacks[i]
-            conn.request("POST", path, body, {"Content-Type": "application/x-www-form-urlencoded",
-                                              "X-Twilio-Signature": sig})
+            conn.request(
+                "POST", path, body, {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": sig}
+            )
             response = conn.getresponse()
             response.read()
             elapsed = time.perf_counter() - scheduled
@@ -258,9 +312,14 @@ def paced(port: int, callbacks: list[tuple[str, str, str]], rate: float, seconds
         thread.join()
     latencies.sort()
     wall = time.perf_counter() - t0
-    return {"requests": total, "achieved_rate": total / wall, "p50_ms": latencies[len(latencies) // 2] * 1000,
-            "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000, "max_ms": latencies[-1] * 1000,
-            "non200": sum(n for s, n in statuses.items() if s != 200)}
+    return {
+        "requests": total,
+        "achieved_rate": total / wall,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "max_ms": latencies[-1] * 1000,
+        "non200": sum(n for s, n in statuses.items() if s != 200),
+    }
 
 
 def count_events(url: str) -> int:
@@ -273,7 +332,9 @@ def count_events(url: str) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432", help="PostgreSQL server URL (no database)")
+    parser.add_argument(
+        "--pg", default="postgresql://postgres@127.0.0.1:5432", help="PostgreSQL server URL (no database)"
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
@@ -293,8 +354,13 @@ def main() -> int:
     warm = signed_callbacks(1, warm_n)
     peak = signed_callbacks(warm_n + 1, warm_n + peak_n)
     rest = signed_callbacks(warm_n + peak_n + 1, args.deliveries)
-    env = {"DATABASE_URL": url, "TWILIO_AUTH_TOKEN": TOKEN, "BASE_HOST_URL": PUBLIC_BASE,
-           "SECRET_KEY": "bench-" + "x" * 32, "REDIS_URL": args.redis_url}
+    env = {
+        "DATABASE_URL": url,
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "BASE_HOST_URL": PUBLIC_BASE,
+        "SECRET_KEY": "bench-" + "x" * 32,
+        "REDIS_URL": args.redis_url,
+    }
     settings = f"gunicorn gthread -w {args.workers} --threads {args.threads}; wrk -t{args.wrk_threads} -c{args.connections} -d{args.seconds:g}s"
     with tempfile.TemporaryDirectory() as tmp:
         script, warm_file, peak_file = Path(tmp, "signed.lua"), Path(tmp, "warm.tsv"), Path(tmp, "peak.tsv")
@@ -321,27 +387,49 @@ def main() -> int:
 
     share = hook["rate"] / bare["rate"]
     print(f"settings: {settings}; {os.cpu_count()} CPUs shared by server and load generator")
-    print(f"bare Flask endpoint : {bare['rate']:8.0f} req/s  (p99 {bare['p99_ms']:.1f} ms, non-2xx {bare['non2xx']:.0f})")
+    print(
+        f"bare Flask endpoint : {bare['rate']:8.0f} req/s  (p99 {bare['p99_ms']:.1f} ms, non-2xx {bare['non2xx']:.0f})"
+    )
     for call, label in (("none", "webhook, no DB call "), ("select1", "webhook, SELECT 1   ")):
-        print(f"{label}: {probes[call]['rate']:8.0f} req/s  = {probes[call]['rate'] / bare['rate']:.1%} of bare"
-              f"  (non-2xx {probes[call]['non2xx']:.0f})")
-    print(f"signed webhook -> PG: {hook['rate']:8.0f} req/s  (p99 {hook['p99_ms']:.1f} ms, non-2xx {hook['non2xx']:.0f})")
-    print(f"webhook / bare      : {share:8.1%}   target >= {TARGET_SHARE:.0%}  {'PASS' if share >= TARGET_SHARE else 'FAIL'}"
-          f"  (bound with one round trip per callback, measured above: {probes['select1']['rate'] / bare['rate']:.1%})")
-    print(f"paced at {target_rate:.0f} req/s (half the webhook's peak) for {args.seconds:g}s: achieved "
-          f"{latency['achieved_rate']:.0f} req/s, p50 {latency['p50_ms']:.1f} ms, p99 {latency['p99_ms']:.1f} ms, "
-          f"max {latency['max_ms']:.1f} ms, non-200 {latency['non200']:.0f}")
-    print(f"p99 at half rate    : {latency['p99_ms']:8.1f} ms  target < {TARGET_P99_MS:.0f} ms  "
-          f"{'PASS' if latency['p99_ms'] < TARGET_P99_MS else 'FAIL'}")
+        print(
+            f"{label}: {probes[call]['rate']:8.0f} req/s  = {probes[call]['rate'] / bare['rate']:.1%} of bare"
+            f"  (non-2xx {probes[call]['non2xx']:.0f})"
+        )
+    print(
+        f"signed webhook -> PG: {hook['rate']:8.0f} req/s  (p99 {hook['p99_ms']:.1f} ms, non-2xx {hook['non2xx']:.0f})"
+    )
+    print(
+        f"webhook / bare      : {share:8.1%}   target >= {TARGET_SHARE:.0%}  {'PASS' if share >= TARGET_SHARE else 'FAIL'}"
+        f"  (bound with one round trip per callback, measured above: {probes['select1']['rate'] / bare['rate']:.1%})"
+    )
+    print(
+        f"paced at {target_rate:.0f} req/s (half the webhook's peak) for {args.seconds:g}s: achieved "
+        f"{latency['achieved_rate']:.0f} req/s, p50 {latency['p50_ms']:.1f} ms, p99 {latency['p99_ms']:.1f} ms, "
+        f"max {latency['max_ms']:.1f} ms, non-200 {latency['non200']:.0f}"
+    )
+    print(
+        f"p99 at half rate    : {latency['p99_ms']:8.1f} ms  target < {TARGET_P99_MS:.0f} ms  "
+        f"{'PASS' if latency['p99_ms'] < TARGET_P99_MS else 'FAIL'}"
+    )
     # Counted from what was sent: wrk stops with requests in flight that the server may not have read.
     consistent = 0 <= expected - events <= 2 * args.connections
-    print(f"events recorded     : {events} for {expected} distinct callbacks sent "
-          f"({'consistent' if consistent else 'INCONSISTENT'})")
+    print(
+        f"events recorded     : {events} for {expected} distinct callbacks sent "
+        f"({'consistent' if consistent else 'INCONSISTENT'})"
+    )
     fresh = not hook["wrapped"]
-    print(f"peak callbacks      : {'all distinct' if fresh else 'REPEATED (raise --deliveries)'} "
-          f"({hook['distinct_sent']:.0f} sent of {len(peak)})")
-    ok = (share >= TARGET_SHARE and latency["p99_ms"] < TARGET_P99_MS and hook["non2xx"] == 0
-          and latency["non200"] == 0 and consistent and fresh)
+    print(
+        f"peak callbacks      : {'all distinct' if fresh else 'REPEATED (raise --deliveries)'} "
+        f"({hook['distinct_sent']:.0f} sent of {len(peak)})"
+    )
+    ok = (
+        share >= TARGET_SHARE
+        and latency["p99_ms"] < TARGET_P99_MS
+        and hook["non2xx"] == 0
+        and latency["non200"] == 0
+        and consistent
+        and fresh
+    )
     return 0 if ok else 1
 
 

@@ -1,4 +1,5 @@
 """smsdash: a Flask dashboard for sending SMS through Twilio and tracking each delivery live."""
+
 from __future__ import annotations
 
 import os
@@ -36,7 +37,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     test_config = dict(test_config or {})
     app = Flask(
         __name__,
-        instance_path=test_config.pop("INSTANCE_PATH", None) or os.environ.get("INSTANCE_PATH")
+        instance_path=test_config.pop("INSTANCE_PATH", None)
+        or os.environ.get("INSTANCE_PATH")
         or os.path.join(PROJECT_ROOT, "instance"),
         template_folder=os.path.join(PROJECT_ROOT, "templates"),
         static_folder=os.path.join(PROJECT_ROOT, "static"),

@@ -6,6 +6,7 @@
 Commands import their feature code when they run, so `flask --help` and the web process do not
 load the worker or the Twilio client for nothing.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -28,10 +29,16 @@ def _app() -> Flask:
 
 # --- users -------------------------------------------------------------------------------------
 
+
 @users.command("create")
 @click.argument("email")
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
-              help="The new operator's password (prompted for when left out).")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="The new operator's password (prompted for when left out).",
+)
 def create_user(email: str, password: str) -> None:
     """Create an operator who can log in with EMAIL and the password."""
     from smsdash.auth.operators import OperatorError, create_operator
@@ -49,9 +56,15 @@ def create_user(email: str, password: str) -> None:
 
 # --- sms ---------------------------------------------------------------------------------------
 
+
 @sms.command("send")
-@click.option("--to", "numbers", multiple=True, required=True,
-              help="Recipient number, E.164 or national (DEFAULT_PHONE_REGION); repeat for more.")
+@click.option(
+    "--to",
+    "numbers",
+    multiple=True,
+    required=True,
+    help="Recipient number, E.164 or national (DEFAULT_PHONE_REGION); repeat for more.",
+)
 @click.option("--body", required=True, help="The message text.")
 def send_command(numbers: tuple[str, ...], body: str) -> None:
     """Create a message to every --to number and enqueue its sends; print the message id
@@ -106,6 +119,7 @@ def reconcile_command(message_id: int | None) -> None:
 
 
 # --- twilio ------------------------------------------------------------------------------------
+
 
 @twilio.command("check")
 @click.option("--no-self-test", is_flag=True, help="Skip POSTing a signed test callback to the webhook.")
@@ -168,6 +182,7 @@ def configure_webhooks_command(base_url: str, dry_run: bool) -> None:
 
 # --- webhooks ----------------------------------------------------------------------------------
 
+
 @webhooks.command("pending")
 @click.option("--older-than", default=10, show_default=True, help="Minutes an entry has waited.")
 def pending_command(older_than: int) -> None:
@@ -180,12 +195,15 @@ def pending_command(older_than: int) -> None:
 
     entries = unmatched(timedelta(minutes=older_than))
     for entry in entries:
-        click.echo(f"{entry.received_at:%Y-%m-%d %H:%M:%S} UTC  {entry.message_sid}  {entry.status}  "
-                   f"to {entry.payload.get('To', '?')}")
+        click.echo(
+            f"{entry.received_at:%Y-%m-%d %H:%M:%S} UTC  {entry.message_sid}  {entry.status}  "
+            f"to {entry.payload.get('To', '?')}"
+        )
     click.echo(f"{len(entries)} unmatched callback(s) older than {older_than} min.")
 
 
 # --- worker ------------------------------------------------------------------------------------
+
 
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Work until the queue and the scheduled retries are done, then exit.")

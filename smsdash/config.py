@@ -3,6 +3,7 @@
 Nothing here runs at import time: `load_config()` is called by `create_app()` so tests can
 set the environment (or pass a test config) before anything is read.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,7 +30,7 @@ def database_url(raw: str | None, instance_path: str) -> str:
         return "sqlite:///" + str(Path(instance_path) / "smsdash.db")
     for prefix in ("postgres://", "postgresql://"):
         if raw.startswith(prefix):
-            return "postgresql+psycopg://" + raw[len(prefix):]
+            return "postgresql+psycopg://" + raw[len(prefix) :]
     return raw
 
 

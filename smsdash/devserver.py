@@ -4,6 +4,7 @@ It migrates the database, holds the embedded Redis open (when REDIS_URL is unset
 Twilio simulator (when no TWILIO_ credentials are set), the RQ worker and the web server, and on
 Ctrl-C or SIGTERM stops every one of them, the embedded Redis included.
 """
+
 from __future__ import annotations
 
 import os
@@ -156,27 +157,60 @@ def main() -> int:
             embedded = get_redis(app)  # held open here, shut down last
             print(f"[run] embedded Redis at {app.config['EMBEDDED_REDIS_PATH']}", flush=True)
         if simulated:
-            sim = supervisor.start("Twilio simulator", [
-                python, "-m", "smsdash.simulator", "--host", "127.0.0.1", "--port", str(sim_port),
-                "--account-sid", env["TWILIO_ACCOUNT_SID"], "--auth-token", env["TWILIO_AUTH_TOKEN"],
-                # the simulated account owns the app's sender, number or Messaging Service
-                "--from-number", env["TWILIO_FROM_NUMBER"],
-                *(["--messaging-service-sid", env["TWILIO_MESSAGING_SERVICE_SID"]]
-                  if env.get("TWILIO_MESSAGING_SERVICE_SID") else []),
-            ], env)
+            sim = supervisor.start(
+                "Twilio simulator",
+                [
+                    python,
+                    "-m",
+                    "smsdash.simulator",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(sim_port),
+                    "--account-sid",
+                    env["TWILIO_ACCOUNT_SID"],
+                    "--auth-token",
+                    env["TWILIO_AUTH_TOKEN"],
+                    # the simulated account owns the app's sender, number or Messaging Service
+                    "--from-number",
+                    env["TWILIO_FROM_NUMBER"],
+                    *(
+                        ["--messaging-service-sid", env["TWILIO_MESSAGING_SERVICE_SID"]]
+                        if env.get("TWILIO_MESSAGING_SERVICE_SID")
+                        else []
+                    ),
+                ],
+                env,
+            )
             _wait_for_port(sim_port, sim)
         supervisor.start("worker", [python, "-m", "flask", "--app", "wsgi", "worker"], env)
-        web = supervisor.start("web", [
-            python, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-            "--threads", "4", "--access-logfile", "-", "wsgi:app",
-        ], env)
+        web = supervisor.start(
+            "web",
+            [
+                python,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+                "--threads",
+                "4",
+                "--access-logfile",
+                "-",
+                "wsgi:app",
+            ],
+            env,
+        )
         _wait_for_port(port, web)
         print(f"\n[run] smsdash is up: {base}/", flush=True)
         if password:
             print(f"[run] log in as {DEMO_EMAIL} with password {password}", flush=True)
         else:
-            print("[run] log in with an operator account "
-                  "(create one: .venv/bin/flask --app wsgi users create EMAIL)", flush=True)
+            print(
+                "[run] log in with an operator account (create one: .venv/bin/flask --app wsgi users create EMAIL)",
+                flush=True,
+            )
         print("[run] press Ctrl-C to stop everything\n", flush=True)
         return supervisor.watch()
     finally:

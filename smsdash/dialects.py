@@ -5,6 +5,7 @@ Events (deduplicated by key) and opt-outs (one per number and sender) are record
 quietly if already there", so a repeated callback or a STOP racing a 21610 neither fails nor
 writes twice. SQLAlchemy builds it with each dialect's own insert construct.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -5,6 +5,7 @@ backing off, a backlog behind a rate limit). Enqueuers use the constants below, 
 this module (`sending/queue.py` holds them as strings, importing nothing), so moving a job's
 implementation only changes the re-exports here.
 """
+
 from __future__ import annotations
 
 from smsdash.sending.job import send_batch, send_delivery

@@ -10,6 +10,7 @@ fail-fast one serves a hand-off that has a durable fallback and someone waiting 
 and the Retry button commit their deliveries first and the sweeper enqueues whatever did not
 reach Redis, so waiting seconds on a Redis that is down would only keep the operator waiting.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -39,8 +40,10 @@ FAIL_FAST_CONNECT_TIMEOUT_SECONDS = 0.2
 
 def _client_options(fail_fast: bool) -> dict[str, Any]:
     if fail_fast:
-        return {"retry": Retry(NoBackoff(), FAIL_FAST_RETRIES),
-                "socket_connect_timeout": FAIL_FAST_CONNECT_TIMEOUT_SECONDS}
+        return {
+            "retry": Retry(NoBackoff(), FAIL_FAST_RETRIES),
+            "socket_connect_timeout": FAIL_FAST_CONNECT_TIMEOUT_SECONDS,
+        }
     backoff = ExponentialWithJitterBackoff(base=PATIENT_BACKOFF_BASE_SECONDS, cap=PATIENT_BACKOFF_CAP_SECONDS)
     return {"retry": Retry(backoff, PATIENT_RETRIES)}
 

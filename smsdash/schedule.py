@@ -4,6 +4,7 @@ Each is a plain function of the feature it serves; this module only says how oft
 is idempotent and reads the database for its work, so a run missed (no worker up) or doubled
 (a lock handed over) costs nothing but time.
 """
+
 from __future__ import annotations
 
 from flask import Flask

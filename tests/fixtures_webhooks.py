@@ -1,4 +1,5 @@
 """Fixtures for the status webhook: deliveries to call back about, and signed Twilio requests."""
+
 from __future__ import annotations
 
 import threading
@@ -44,9 +45,16 @@ def sign(url: str, params: dict[str, str], token: str = AUTH_TOKEN) -> str:
 
 def callback_params(sid: str, status: str, **extra: str) -> dict[str, str]:
     """The form params of a Twilio status callback, as Twilio sends them."""
-    params = {"MessageSid": sid, "SmsSid": sid, "MessageStatus": status, "SmsStatus": status,
-              "AccountSid": "AC" + "0" * 32, "From": "+15005550001", "To": "+15005550006",
-              "ApiVersion": "2010-04-01"}
+    params = {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "MessageStatus": status,
+        "SmsStatus": status,
+        "AccountSid": "AC" + "0" * 32,
+        "From": "+15005550001",
+        "To": "+15005550006",
+        "ApiVersion": "2010-04-01",
+    }
     params.update(extra)
     return params
 
@@ -56,9 +64,14 @@ def post_signed(app: Flask, client: FlaskClient) -> Callable[..., TestResponse]:
     """POST `params` to `path` (with `query`) signed for the public URL Twilio would have called."""
     app.config["TWILIO_AUTH_TOKEN"] = AUTH_TOKEN
 
-    def post(path: str, params: dict[str, str], query: dict[str, Any] | None = None,
-             signed_url: str | None = None, headers: dict[str, str] | None = None,
-             via: FlaskClient | None = None) -> TestResponse:
+    def post(
+        path: str,
+        params: dict[str, str],
+        query: dict[str, Any] | None = None,
+        signed_url: str | None = None,
+        headers: dict[str, str] | None = None,
+        via: FlaskClient | None = None,
+    ) -> TestResponse:
         qs = f"?{urlencode(query)}" if query else ""
         url = signed_url or f"{PUBLIC_BASE}{path}{qs}"
         all_headers = {"X-Twilio-Signature": sign(url, params), **(headers or {})}
@@ -82,8 +95,11 @@ def post_all_at_once(app: Flask, sid: str, delivery_id: int, statuses: list[str]
             with app.app_context():
                 client = app.test_client()
                 start.wait()
-                answers.append(client.post(path, data=params,
-                                           headers={"X-Twilio-Signature": sign(PUBLIC_BASE + path, params)}).status_code)
+                answers.append(
+                    client.post(
+                        path, data=params, headers={"X-Twilio-Signature": sign(PUBLIC_BASE + path, params)}
+                    ).status_code
+                )
                 db.session.remove()
         except BaseException as exc:
             errors.append(exc)

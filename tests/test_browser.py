@@ -6,6 +6,7 @@ once with 21211, one the carrier reports undelivered), watch the badges change w
 reload, open a timeline, download the CSV export, and see a post without a CSRF token refused.
 Set SCREENSHOT_DIR to also save the compose page and the message page as PNGs (docs/screenshots).
 """
+
 from __future__ import annotations
 
 import csv
@@ -35,8 +36,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DELIVERABLE = "+14155550123"
 # Short but visible: the page must show `queued`, then `sent`, then the final status.
-LIVE_KNOBS = {"hold_callbacks": False, "callback_sent_delay": 0.6, "callback_final_delay": 1.8,
-              "callback_jitter": 0.0}
+LIVE_KNOBS = {"hold_callbacks": False, "callback_sent_delay": 0.6, "callback_final_delay": 1.8, "callback_jitter": 0.0}
 
 
 def _require_chromium() -> None:
@@ -69,11 +69,18 @@ def _worker_env(app: Flask) -> dict[str, str]:
     """The worker process sees the same database, Redis, Twilio and public URL as the app."""
     redis_url = shareable_url(app)
     config = app.config
-    return {**os.environ, "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"], "REDIS_URL": redis_url,
-            "SECRET_KEY": config["SECRET_KEY"], "BASE_HOST_URL": config["BASE_HOST_URL"],
-            "TWILIO_ACCOUNT_SID": config["TWILIO_ACCOUNT_SID"], "TWILIO_AUTH_TOKEN": config["TWILIO_AUTH_TOKEN"],
-            "TWILIO_FROM_NUMBER": config["TWILIO_FROM_NUMBER"],
-            "TWILIO_API_BASE_URL": config["TWILIO_API_BASE_URL"], "APP_ENV": "development"}
+    return {
+        **os.environ,
+        "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": config["SECRET_KEY"],
+        "BASE_HOST_URL": config["BASE_HOST_URL"],
+        "TWILIO_ACCOUNT_SID": config["TWILIO_ACCOUNT_SID"],
+        "TWILIO_AUTH_TOKEN": config["TWILIO_AUTH_TOKEN"],
+        "TWILIO_FROM_NUMBER": config["TWILIO_FROM_NUMBER"],
+        "TWILIO_API_BASE_URL": config["TWILIO_API_BASE_URL"],
+        "APP_ENV": "development",
+    }
 
 
 @pytest.fixture
@@ -99,8 +106,10 @@ def browser_page() -> Iterator[Any]:
         # The app's Content-Security-Policy allows only its own script files: anything it blocks
         # (an inline handler, htmx needing eval) would be a silently broken feature.
         blocked: list[str] = []
-        page.on("console", lambda message: blocked.append(message.text)
-                if "Content Security Policy" in message.text else None)
+        page.on(
+            "console",
+            lambda message: blocked.append(message.text) if "Content Security Policy" in message.text else None,
+        )
         yield page
         context.close()
         browser.close()
@@ -108,8 +117,13 @@ def browser_page() -> Iterator[Any]:
 
 
 def _start_worker(app: Flask, **env: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=PROJECT_ROOT,
-                            env={**_worker_env(app), **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
+        cwd=PROJECT_ROOT,
+        env={**_worker_env(app), **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _stop(process: subprocess.Popen[bytes]) -> str:
@@ -136,8 +150,9 @@ def _log_in(page: Any, server: LiveServer) -> None:
     expect(page.get_by_role("heading", name="Messages")).to_be_visible()
 
 
-def test_operator_watches_a_send_live(app: Flask, live: tuple[LiveServer, Simulator], browser_page: Any,
-                                      tmp_path: Path) -> None:
+def test_operator_watches_a_send_live(
+    app: Flask, live: tuple[LiveServer, Simulator], browser_page: Any, tmp_path: Path
+) -> None:
     from playwright.sync_api import expect
 
     server, simulator = live
@@ -151,7 +166,9 @@ def test_operator_watches_a_send_live(app: Flask, live: tuple[LiveServer, Simula
     expect(page.locator("#segment-counter")).to_contain_text("1 segment")
     expect(page.locator("#recipient-summary")).to_contain_text("3 recipients")
     if shots:
-        page.get_by_label("Message", exact=True).fill("Your order has shipped – it’s on its way! Reply STOP to opt out.")
+        page.get_by_label("Message", exact=True).fill(
+            "Your order has shipped – it’s on its way! Reply STOP to opt out."
+        )
         expect(page.locator("#segment-counter")).to_contain_text("UCS-2")
         page.screenshot(path=os.path.join(shots, "compose.png"), full_page=True)
     page.get_by_role("button", name="Send").click()
@@ -194,17 +211,20 @@ def test_operator_watches_a_send_live(app: Flask, live: tuple[LiveServer, Simula
     with open(path, newline="") as fh:
         rows = {r["to_number"]: r for r in csv.DictReader(fh)}
     assert {n: (r["status"], r["error_code"]) for n, r in rows.items()} == {
-        DELIVERABLE: ("delivered", ""), TO_INVALID: ("failed", "21211"), TO_UNREACHABLE: ("undelivered", "30003")}
+        DELIVERABLE: ("delivered", ""),
+        TO_INVALID: ("failed", "21211"),
+        TO_UNREACHABLE: ("undelivered", "30003"),
+    }
     assert rows[DELIVERABLE]["delivered_at"] and rows[TO_INVALID]["error_meaning"]
 
-    refused = page.request.post(server.url + "/messages/new",
-                                form={"recipients": DELIVERABLE, "body": "no token"})
+    refused = page.request.post(server.url + "/messages/new", form={"recipients": DELIVERABLE, "body": "no token"})
     assert refused.status == 400
     assert len(simulator.messages) == 2  # the refused post sent nothing
 
 
-def test_compose_picker_and_bad_numbers_in_the_browser(app: Flask, live: tuple[LiveServer, Simulator],
-                                                       browser_page: Any) -> None:
+def test_compose_picker_and_bad_numbers_in_the_browser(
+    app: Flask, live: tuple[LiveServer, Simulator], browser_page: Any
+) -> None:
     """The htmx parts of compose: search a group, tick it, see the count; bad numbers named, input kept."""
     from playwright.sync_api import expect
 
@@ -240,8 +260,9 @@ def test_compose_picker_and_bad_numbers_in_the_browser(app: Flask, live: tuple[L
     assert simulator.messages == []
 
 
-def test_a_status_filter_stays_truthful_while_deliveries_move(app: Flask, live: tuple[LiveServer, Simulator],
-                                                              browser_page: Any) -> None:
+def test_a_status_filter_stays_truthful_while_deliveries_move(
+    app: Flask, live: tuple[LiveServer, Simulator], browser_page: Any
+) -> None:
     """Filtered on a status, the list follows the deliveries without a reload: a delivery that
     enters the filter appears, one that leaves it goes, except one whose timeline is open, which
     stays marked until its timeline is closed. Moves are applied straight to the database, as
@@ -257,8 +278,10 @@ def test_a_status_filter_stays_truthful_while_deliveries_move(app: Flask, live: 
         message = Message(body="Filter me", recipient_count=len(numbers))
         db.session.add(message)
         db.session.flush()
-        rows = [Delivery(message_id=message.id, to_number=n, status=s)
-                for n, s in zip(numbers, ("failed", "sending", "sending", "sending"))]
+        rows = [
+            Delivery(message_id=message.id, to_number=n, status=s)
+            for n, s in zip(numbers, ("failed", "sending", "sending", "sending"))
+        ]
         db.session.add_all(rows)
         db.session.commit()
         mid, ids = message.id, [d.id for d in rows]
@@ -298,8 +321,9 @@ def test_a_status_filter_stays_truthful_while_deliveries_move(app: Flask, live: 
     assert page.evaluate("window.__noReload") == "still here", "the page reloaded instead of updating live"
 
 
-def test_a_send_waiting_to_retry_says_so_until_it_goes_out(app: Flask, live: tuple[LiveServer, Simulator],
-                                                           browser_page: Any) -> None:
+def test_a_send_waiting_to_retry_says_so_until_it_goes_out(
+    app: Flask, live: tuple[LiveServer, Simulator], browser_page: Any
+) -> None:
     """Twilio answers 429: a real worker records the retry and waits; the page says so under the
     `sending` badge without a reload, and the note goes once the retry is sent and delivered."""
     from playwright.sync_api import expect
@@ -330,8 +354,9 @@ def test_a_send_waiting_to_retry_says_so_until_it_goes_out(app: Flask, live: tup
     assert page.evaluate("window.__noReload") == "still here", "the page reloaded instead of updating live"
 
 
-def test_delete_asks_first_and_a_no_keeps_the_contact(app: Flask, live: tuple[LiveServer, Simulator],
-                                                      browser_page: Any) -> None:
+def test_delete_asks_first_and_a_no_keeps_the_contact(
+    app: Flask, live: tuple[LiveServer, Simulator], browser_page: Any
+) -> None:
     """The confirmation runs from dashboard.js under the script policy, with a name that would
     break out of an inline handler."""
     from playwright.sync_api import expect

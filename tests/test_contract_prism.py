@@ -6,6 +6,7 @@ is not a URL, a malformed AccountSid, a missing To. So a send that Prism answers
 request Twilio's schema accepts. The spec comes from `../shared/twilio-oai/` beside the repo.
 Locally the tests skip, saying why, when node or Prism is missing; under CI=true they fail.
 """
+
 from __future__ import annotations
 
 import os
@@ -58,8 +59,12 @@ def _prism(spec: Path, log: Path) -> Iterator[tuple[str, Path]]:
         pytest.skip(reason)
     port = free_port()
     with open(log, "wb") as out:
-        proc = subprocess.Popen([str(PRISM), "mock", "-d", "-h", "127.0.0.1", "-p", str(port), str(spec)],
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(PRISM), "mock", "-d", "-h", "127.0.0.1", "-p", str(port), str(spec)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
         while b"Prism is listening" not in log.read_bytes():
@@ -96,15 +101,21 @@ def _violations(log: Path) -> str:
 
 @pytest.fixture
 def prism_app(app: Flask, prism: tuple[str, Path]) -> Flask:
-    app.config.update(TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN="contract-token",
-                      TWILIO_FROM_NUMBER="+15005550006", TWILIO_API_BASE_URL=prism[0])
+    app.config.update(
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN="contract-token",
+        TWILIO_FROM_NUMBER="+15005550006",
+        TWILIO_API_BASE_URL=prism[0],
+    )
     return app
 
 
-@pytest.mark.parametrize("sender", [{"TWILIO_FROM_NUMBER": "+15005550006"},
-                                    {"TWILIO_MESSAGING_SERVICE_SID": "MG" + "fedcba9876543210" * 2}])
-def test_send_sms_requests_match_twilios_spec(prism_app: Flask, prism: tuple[str, Path],
-                                              sender: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "sender", [{"TWILIO_FROM_NUMBER": "+15005550006"}, {"TWILIO_MESSAGING_SERVICE_SID": "MG" + "fedcba9876543210" * 2}]
+)
+def test_send_sms_requests_match_twilios_spec(
+    prism_app: Flask, prism: tuple[str, Path], sender: dict[str, str]
+) -> None:
     prism_app.config.update(sender)
     with prism_app.app_context():
         callback = status_callback_url(prism_app.config, 42)
@@ -125,21 +136,24 @@ def test_prism_rejects_a_request_twilio_would_reject(prism_app: Flask) -> None:
 
 def test_messages_list_filters_match_twilios_spec(prism: tuple[str, Path]) -> None:
     """The look-before-resend query: Messages list filtered by To, From and DateSent>."""
-    client = build_client({"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": "contract-token",
-                           "TWILIO_API_BASE_URL": prism[0]})
+    client = build_client(
+        {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": "contract-token", "TWILIO_API_BASE_URL": prism[0]}
+    )
     since = datetime.now(UTC) - timedelta(hours=1)
     page = client.messages.page(to="+15558675310", from_="+15005550006", date_sent_after=since, page_size=50)
     assert isinstance(list(page), list)
 
 
-def test_configure_webhooks_service_update_matches_twilios_spec(app: Flask,
-                                                               prism_messaging: tuple[str, Path]) -> None:
+def test_configure_webhooks_service_update_matches_twilios_spec(app: Flask, prism_messaging: tuple[str, Path]) -> None:
     """`twilio configure-webhooks` with a Messaging Service: its fetch and update requests."""
     from smsdash.setup.webhook_setup import plan
 
-    app.config.update(TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN="contract-token",
-                      TWILIO_MESSAGING_SERVICE_SID="MG" + "fedcba9876543210" * 2,
-                      TWILIO_API_BASE_URL=prism_messaging[0])
+    app.config.update(
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN="contract-token",
+        TWILIO_MESSAGING_SERVICE_SID="MG" + "fedcba9876543210" * 2,
+        TWILIO_API_BASE_URL=prism_messaging[0],
+    )
     with app.app_context():
         try:
             steps = plan(app, "https://smsdash.example.com")

@@ -3,6 +3,7 @@
 Runs `python -m smsdash.devserver` (what `make run` runs) with its own INSTANCE_PATH, so SQLite,
 the embedded Redis and the simulator are all fresh and nothing is shared with a developer's run.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,13 +45,22 @@ def _processes_with_env(marker: str) -> list[int]:
 def test_make_run_serves_the_app_and_stops_everything(tmp_path: Path, stop_signal: signal.Signals) -> None:
     port = free_port()
     marker = f"INSTANCE_PATH={tmp_path / 'instance'}"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TWILIO_", "DATABASE_URL", "REDIS_URL", "BASE_HOST_URL", "SECRET_KEY"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TWILIO_", "DATABASE_URL", "REDIS_URL", "BASE_HOST_URL", "SECRET_KEY"))
+    }
     env.update(PORT=str(port), INSTANCE_PATH=str(tmp_path / "instance"), PYTHONUNBUFFERED="1")
     log_path = tmp_path / "run.log"
     with log_path.open("w") as log:
-        run = subprocess.Popen([sys.executable, "-m", "smsdash.devserver"], cwd=PROJECT_ROOT, env=env,
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        run = subprocess.Popen(
+            [sys.executable, "-m", "smsdash.devserver"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 60
         while "[run] press Ctrl-C" not in log_path.read_text():
@@ -66,9 +76,12 @@ def test_make_run_serves_the_app_and_stops_everything(tmp_path: Path, stop_signa
         assert session.get(f"{base}/healthz", timeout=10).json() == {"status": "ok"}
         login = session.get(f"{base}/login", timeout=10)
         assert login.status_code == 200
-        answer = session.post(f"{base}/login", timeout=10, allow_redirects=False, data={
-            "email": "admin@smsdash.local", "password": password,
-            "csrf_token": csrf_token_from(login.text)})
+        answer = session.post(
+            f"{base}/login",
+            timeout=10,
+            allow_redirects=False,
+            data={"email": "admin@smsdash.local", "password": password, "csrf_token": csrf_token_from(login.text)},
+        )
         assert answer.status_code == 302
         assert session.get(f"{base}/messages", timeout=10).status_code == 200
 

@@ -1,4 +1,5 @@
 """The app factory, configuration, operator login, CSRF, the CLI and the embedded Redis."""
+
 from __future__ import annotations
 
 import subprocess
@@ -22,19 +23,38 @@ from tests.conftest import TEST_PASSWORD, csrf_token_from
 # Every private route, with ids filled in. test_private_route_list_is_complete keeps this list
 # in step with the app's url_map, so a new route cannot slip in without a login check.
 PRIVATE_ROUTES = [
-    ("GET", "/"), ("GET", "/messages"), ("GET", "/messages/poll"), ("GET", "/messages/new"),
-    ("POST", "/messages/new"), ("GET", "/messages/new/pick"), ("POST", "/messages/new/segments"),
-    ("POST", "/messages/new/summary"), ("GET", "/messages/1"), ("GET", "/messages/1/poll"),
-    ("GET", "/messages/1/deliveries.csv"), ("GET", "/messages/1/deliveries/1/timeline"),
-    ("POST", "/messages/1/deliveries/1/retry"), ("GET", "/contacts"), ("GET", "/contacts/new"),
-    ("POST", "/contacts/new"), ("GET", "/contacts/1/edit"), ("POST", "/contacts/1/edit"),
-    ("POST", "/contacts/1/delete"), ("GET", "/contacts/import"), ("POST", "/contacts/import"),
-    ("GET", "/groups"), ("POST", "/groups"), ("GET", "/groups/1"), ("POST", "/groups/1"),
-    ("POST", "/groups/1/delete"), ("POST", "/groups/1/members/1/remove"), ("GET", "/setup"),
-    ("GET", "/setup/checks"), ("POST", "/logout"),
+    ("GET", "/"),
+    ("GET", "/messages"),
+    ("GET", "/messages/poll"),
+    ("GET", "/messages/new"),
+    ("POST", "/messages/new"),
+    ("GET", "/messages/new/pick"),
+    ("POST", "/messages/new/segments"),
+    ("POST", "/messages/new/summary"),
+    ("GET", "/messages/1"),
+    ("GET", "/messages/1/poll"),
+    ("GET", "/messages/1/deliveries.csv"),
+    ("GET", "/messages/1/deliveries/1/timeline"),
+    ("POST", "/messages/1/deliveries/1/retry"),
+    ("GET", "/contacts"),
+    ("GET", "/contacts/new"),
+    ("POST", "/contacts/new"),
+    ("GET", "/contacts/1/edit"),
+    ("POST", "/contacts/1/edit"),
+    ("POST", "/contacts/1/delete"),
+    ("GET", "/contacts/import"),
+    ("POST", "/contacts/import"),
+    ("GET", "/groups"),
+    ("POST", "/groups"),
+    ("GET", "/groups/1"),
+    ("POST", "/groups/1"),
+    ("POST", "/groups/1/delete"),
+    ("POST", "/groups/1/members/1/remove"),
+    ("GET", "/setup"),
+    ("GET", "/setup/checks"),
+    ("POST", "/logout"),
 ]
-PUBLIC_RULES = {"/login", "/healthz", "/static/<path:filename>", "/webhooks/twilio/status",
-                "/webhooks/twilio/inbound"}
+PUBLIC_RULES = {"/login", "/healthz", "/static/<path:filename>", "/webhooks/twilio/status", "/webhooks/twilio/inbound"}
 
 
 def test_factory_uses_test_config(app: Flask) -> None:
@@ -49,13 +69,16 @@ def test_factory_reads_environment_at_call_time_not_import(monkeypatch: pytest.M
     assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u:p@db.example.com:5432/prod"
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("postgres://u:p@h:5432/d", "postgresql+psycopg://u:p@h:5432/d"),
-    ("postgresql://u@h/d", "postgresql+psycopg://u@h/d"),
-    ("postgresql+psycopg://u@h/d", "postgresql+psycopg://u@h/d"),
-    ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
-    (None, "sqlite:////srv/instance/smsdash.db"),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("postgres://u:p@h:5432/d", "postgresql+psycopg://u:p@h:5432/d"),
+        ("postgresql://u@h/d", "postgresql+psycopg://u@h/d"),
+        ("postgresql+psycopg://u@h/d", "postgresql+psycopg://u@h/d"),
+        ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+        (None, "sqlite:////srv/instance/smsdash.db"),
+    ],
+)
 def test_database_url_rewriting(raw: str | None, expected: str) -> None:
     assert database_url(raw, "/srv/instance") == expected
 
@@ -70,8 +93,13 @@ def test_production_refuses_missing_or_default_secret_key(key: str | None, tmp_p
 def test_production_start_up_stops_with_a_clear_message(tmp_path: Path) -> None:
     """The real start-up path (`flask --app wsgi ...`) fails loudly, not with a stack of noise."""
     env = {"APP_ENV": "production", "PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
-    result = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "routes"], env=env,
-                            capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "routes"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+    )
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
 
@@ -106,9 +134,12 @@ def test_private_route_list_is_complete(app: Flask) -> None:
     import re as _re
 
     listed = {(method, _re.sub(r"/1(?=/|$)", "/<id>", path)) for method, path in PRIVATE_ROUTES}
-    in_app = {(method, _re.sub(r"<int:\w+>", "<id>", rule.rule))
-              for rule in app.url_map.iter_rules() if rule.rule not in PUBLIC_RULES
-              for method in rule.methods - {"HEAD", "OPTIONS"}}
+    in_app = {
+        (method, _re.sub(r"<int:\w+>", "<id>", rule.rule))
+        for rule in app.url_map.iter_rules()
+        if rule.rule not in PUBLIC_RULES
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
     assert in_app == listed
 
 
@@ -130,8 +161,9 @@ def test_htmx_request_without_session_gets_hx_redirect(client: FlaskClient) -> N
 
 def test_login_and_logout(client: FlaskClient, operator: User) -> None:
     token = csrf_token_from(client.get("/login").get_data(as_text=True))
-    response = client.post("/login?next=/", data={"email": "OP@example.com ", "password": TEST_PASSWORD,
-                                                   "csrf_token": token})
+    response = client.post(
+        "/login?next=/", data={"email": "OP@example.com ", "password": TEST_PASSWORD, "csrf_token": token}
+    )
     assert response.status_code == 302 and response.headers["Location"] == "/"
     assert client.get("/").status_code == 200
     page_token = csrf_token_from(client.get("/").get_data(as_text=True))
@@ -149,8 +181,10 @@ def test_wrong_password_is_refused(client: FlaskClient, operator: User) -> None:
 
 def test_login_ignores_an_offsite_next(client: FlaskClient, operator: User) -> None:
     token = csrf_token_from(client.get("/login").get_data(as_text=True))
-    response = client.post("/login?next=//evil.example.com/x",
-                           data={"email": operator.email, "password": TEST_PASSWORD, "csrf_token": token})
+    response = client.post(
+        "/login?next=//evil.example.com/x",
+        data={"email": operator.email, "password": TEST_PASSWORD, "csrf_token": token},
+    )
     assert response.headers["Location"] == "/"
 
 
@@ -194,7 +228,7 @@ def test_embedded_redis_is_shared_by_two_processes(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import sys
         from smsdash.redis_conn import connect
-        r = connect(None, {str(tmp_path / 'redis.db')!r})
+        r = connect(None, {str(tmp_path / "redis.db")!r})
         if sys.argv[1] == "write":
             r.set("shared-key", "from-writer")
             sys.stdout.write(r.connection_pool.connection_kwargs["path"] + "\\n"); sys.stdout.flush()
@@ -203,13 +237,15 @@ def test_embedded_redis_is_shared_by_two_processes(tmp_path: Path) -> None:
             print(r.get("shared-key").decode())
     """)
     root = Path(__file__).parent.parent
-    writer = subprocess.Popen([sys.executable, "-c", script, "write"], cwd=root,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", script, "write"], cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert writer.stdout is not None
         socket_path = writer.stdout.readline().strip()
-        reader = subprocess.run([sys.executable, "-c", script, "read"], cwd=root,
-                                capture_output=True, text=True, timeout=30)
+        reader = subprocess.run(
+            [sys.executable, "-c", script, "read"], cwd=root, capture_output=True, text=True, timeout=30
+        )
         assert reader.returncode == 0, reader.stderr
         assert reader.stdout.strip() == "from-writer"
     finally:
@@ -227,8 +263,9 @@ def test_migrations_upgrade_downgrade_upgrade(tmp_path: Path) -> None:
     from flask_migrate import downgrade, upgrade
     from sqlalchemy import inspect
 
-    app = create_app({"SECRET_KEY": "x", "INSTANCE_PATH": str(tmp_path),
-                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/m.db"})
+    app = create_app(
+        {"SECRET_KEY": "x", "INSTANCE_PATH": str(tmp_path), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/m.db"}
+    )
     with app.app_context():
         upgrade()
         assert {"comms_deliveries", "comms_events", "comms_messages"} <= set(inspect(db.engine).get_table_names())

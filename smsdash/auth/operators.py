@@ -1,4 +1,5 @@
 """Operator accounts: looking one up by email and creating one (the `users` commands use these)."""
+
 from __future__ import annotations
 
 from sqlalchemy import select

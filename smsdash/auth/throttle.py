@@ -16,6 +16,7 @@ the outage they need to watch; a Redis outage is not something the login form ca
 every guess still costs a full password hash. The fail-fast client keeps that case from
 delaying the log-in page.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -81,8 +82,9 @@ def take_attempt(email: str, address: str | None) -> Attempt:
     account_key, address_key = _keys(email, address)
     try:
         client = get_redis(fail_fast=True)
-        counts = client.register_script(_TAKE)(keys=[account_key, address_key],
-                                               args=[config["LOGIN_FAILURE_WINDOW_SECONDS"]])
+        counts = client.register_script(_TAKE)(
+            keys=[account_key, address_key], args=[config["LOGIN_FAILURE_WINDOW_SECONDS"]]
+        )
     except redis.RedisError as exc:
         log.warning("login throttling is off while Redis is unreachable: %s", exc.__class__.__name__)
         return Attempt(account_key, address_key)

@@ -1,4 +1,5 @@
 """Operator login: the login page, logout, and the login-required gate."""
+
 from __future__ import annotations
 
 from functools import cache
@@ -25,8 +26,11 @@ PUBLIC_BLUEPRINTS = frozenset({"webhooks"})
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("Email", filters=[lambda v: v.strip().lower() if v else v],
-                       validators=[DataRequired(), Regexp(r"^[^@\s]+@[^@\s]+$", message="Enter an email address.")])
+    email = EmailField(
+        "Email",
+        filters=[lambda v: v.strip().lower() if v else v],
+        validators=[DataRequired(), Regexp(r"^[^@\s]+@[^@\s]+$", message="Enter an email address.")],
+    )
     password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
 
 

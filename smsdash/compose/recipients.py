@@ -3,6 +3,7 @@
 The operator sees the count that will really be sent: typed numbers normalised to E.164 (each bad
 one named), everyone in the chosen groups, duplicates removed, and opted-out numbers left out.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -31,8 +32,9 @@ class Resolution:
     groups: list[Group] = field(default_factory=list)
 
 
-def resolve(typed: str, contact_ids: Iterable[int], group_ids: Iterable[int], *, region: str,
-            sender: str) -> Resolution:
+def resolve(
+    typed: str, contact_ids: Iterable[int], group_ids: Iterable[int], *, region: str, sender: str
+) -> Resolution:
     """Resolve the compose form's three recipient sources into one deduplicated list."""
     result = Resolution()
     result.contacts = list(db.session.scalars(select(Contact).where(Contact.id.in_(set(contact_ids)))))
@@ -46,8 +48,11 @@ def resolve(typed: str, contact_ids: Iterable[int], group_ids: Iterable[int], *,
     candidates += [(c.phone, c.id) for c in result.contacts]
     if result.groups:
         rows = db.session.execute(
-            select(Contact.phone, Contact.id).join(group_members, group_members.c.contact_id == Contact.id)
-            .where(group_members.c.group_id.in_([g.id for g in result.groups])).order_by(Contact.id))
+            select(Contact.phone, Contact.id)
+            .join(group_members, group_members.c.contact_id == Contact.id)
+            .where(group_members.c.group_id.in_([g.id for g in result.groups]))
+            .order_by(Contact.id)
+        )
         candidates += [(phone, cid) for phone, cid in rows]
     known = _contact_ids_by_phone({p for p, cid in candidates if cid is None})
     unique: dict[str, int | None] = {}

@@ -6,6 +6,7 @@ succeeds, and the worker's sweeper enqueues them later. Numbers that opted out o
 get a delivery too, `canceled` at once with an event saying why, so the operator sees who was
 left out instead of a recipient silently missing.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -44,23 +45,40 @@ def compose_message(body: str, recipients: Sequence[Recipient], author_id: int |
     db.session.add(message)
     db.session.flush()
     rows: list[dict[str, Any]] = [
-        {"message_id": message.id, "contact_id": r.contact_id, "to_number": r.to_number,
-         "status": "canceled" if r.to_number in opted_out else "queued", "attempts": 0,
-         "created_at": now, "updated_at": now}
+        {
+            "message_id": message.id,
+            "contact_id": r.contact_id,
+            "to_number": r.to_number,
+            "status": "canceled" if r.to_number in opted_out else "queued",
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
         for r in unique.values()
     ]
-    inserted = db.session.execute(
-        insert(Delivery).returning(Delivery.id, Delivery.to_number, Delivery.status,
-                                   sort_by_parameter_order=True),
-        rows,
-    ).all() if rows else []
+    inserted = (
+        db.session.execute(
+            insert(Delivery).returning(Delivery.id, Delivery.to_number, Delivery.status, sort_by_parameter_order=True),
+            rows,
+        ).all()
+        if rows
+        else []
+    )
     canceled = [r for r in inserted if r.status == "canceled"]
     if canceled:
-        db.session.execute(insert(Event), [
-            {"delivery_id": r.id, "event_type": "canceled", "source": "app", "received_at": now,
-             "detail": f"not sent: {r.to_number} opted out (replied STOP) for this sender"}
-            for r in canceled
-        ])
+        db.session.execute(
+            insert(Event),
+            [
+                {
+                    "delivery_id": r.id,
+                    "event_type": "canceled",
+                    "source": "app",
+                    "received_at": now,
+                    "detail": f"not sent: {r.to_number} opted out (replied STOP) for this sender",
+                }
+                for r in canceled
+            ],
+        )
     db.session.commit()
     enqueue_first_attempts([r.id for r in inserted if r.status == "queued"])
     return message

@@ -5,6 +5,7 @@ Bad input never loses what the operator typed: the form comes back with every va
 problem named. The live counters are htmx fragments from the server, which is the one place
 segments and recipients are counted.
 """
+
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
@@ -44,8 +45,13 @@ def _ids(name: str) -> list[int]:
 
 
 def _resolve(form: ComposeForm) -> Resolution:
-    return resolve(form.recipients.data or "", _ids("contact_ids"), _ids("group_ids"),
-                   region=current_app.config["DEFAULT_PHONE_REGION"], sender=sender_identity(current_app.config))
+    return resolve(
+        form.recipients.data or "",
+        _ids("contact_ids"),
+        _ids("group_ids"),
+        region=current_app.config["DEFAULT_PHONE_REGION"],
+        sender=sender_identity(current_app.config),
+    )
 
 
 def _problems(form: ComposeForm, resolution: Resolution) -> bool:
@@ -54,8 +60,10 @@ def _problems(form: ComposeForm, resolution: Resolution) -> bool:
         form.recipients.errors.append(f"{bad.raw.strip()}: {bad.reason}")  # type: ignore[attr-defined]
     if not resolution.invalid and not resolution.recipients:
         form.recipients.errors.append(  # type: ignore[attr-defined]
-            "Everyone listed has opted out of texts from this sender." if resolution.opted_out
-            else "Add at least one recipient: type a number, or pick a contact or group.")
+            "Everyone listed has opted out of texts from this sender."
+            if resolution.opted_out
+            else "Add at least one recipient: type a number, or pick a contact or group."
+        )
     problem = body_problem(form.body.data)
     if problem:
         form.body.errors.append(problem)  # type: ignore[attr-defined]
@@ -83,27 +91,45 @@ def new() -> str | Response:
 
 
 def _page(form: ComposeForm, resolution: Resolution, *, status: int = 200, confirm: int | None = None) -> str:
-    return render_template("compose/new.html", form=form, resolution=resolution, confirm=confirm,
-                           segments=count_segments(form.body.data), describe_char=describe_char,
-                           max_body_chars=MAX_BODY_CHARS,
-                           q="", chosen_contacts=resolution.contacts, chosen_groups=resolution.groups,
-                           contacts=[], groups=[], sizes=_group_sizes(resolution.groups)), status  # type: ignore[return-value]
+    return render_template(
+        "compose/new.html",
+        form=form,
+        resolution=resolution,
+        confirm=confirm,
+        segments=count_segments(form.body.data),
+        describe_char=describe_char,
+        max_body_chars=MAX_BODY_CHARS,
+        q="",
+        chosen_contacts=resolution.contacts,
+        chosen_groups=resolution.groups,
+        contacts=[],
+        groups=[],
+        sizes=_group_sizes(resolution.groups),
+    ), status  # type: ignore[return-value]
 
 
 def _group_sizes(groups: list[Group]) -> dict[int, int]:
     if not groups:
         return {}
-    return dict(db.session.execute(  # type: ignore[arg-type]
-        select(group_members.c.group_id, func.count())
-        .where(group_members.c.group_id.in_([g.id for g in groups])).group_by(group_members.c.group_id)).all())
+    return dict(
+        db.session.execute(  # type: ignore[arg-type]
+            select(group_members.c.group_id, func.count())
+            .where(group_members.c.group_id.in_([g.id for g in groups]))
+            .group_by(group_members.c.group_id)
+        ).all()
+    )
 
 
 @bp.post("/messages/new/segments")
 def segments() -> str:
     """The live segment counter for the body being typed."""
     body = _body(request.form.get("body"))
-    return render_template("compose/_segments.html", segments=count_segments(body), describe_char=describe_char,
-                           max_body_chars=MAX_BODY_CHARS)
+    return render_template(
+        "compose/_segments.html",
+        segments=count_segments(body),
+        describe_char=describe_char,
+        max_body_chars=MAX_BODY_CHARS,
+    )
 
 
 @bp.post("/messages/new/summary")
@@ -122,11 +148,26 @@ def pick() -> str:
     groups: list[Group] = []
     if q:
         taken = {c.id for c in chosen_contacts}
-        contacts = [c for c in db.session.scalars(search_contacts(q).limit(PICKER_LIMIT + len(taken)))
-                    if c.id not in taken][:PICKER_LIMIT]
+        contacts = [
+            c for c in db.session.scalars(search_contacts(q).limit(PICKER_LIMIT + len(taken))) if c.id not in taken
+        ][:PICKER_LIMIT]
         taken_groups = {g.id for g in chosen_groups}
-        groups = [g for g in db.session.scalars(
-            select(Group).where(func.lower(Group.name).contains(q.lower(), autoescape=True))
-            .order_by(Group.name).limit(PICKER_LIMIT + len(taken_groups))) if g.id not in taken_groups][:PICKER_LIMIT]
-    return render_template("compose/_picker.html", q=q, chosen_contacts=chosen_contacts, chosen_groups=chosen_groups,
-                           contacts=contacts, groups=groups, sizes=_group_sizes([*chosen_groups, *groups]))
+        groups = [
+            g
+            for g in db.session.scalars(
+                select(Group)
+                .where(func.lower(Group.name).contains(q.lower(), autoescape=True))
+                .order_by(Group.name)
+                .limit(PICKER_LIMIT + len(taken_groups))
+            )
+            if g.id not in taken_groups
+        ][:PICKER_LIMIT]
+    return render_template(
+        "compose/_picker.html",
+        q=q,
+        chosen_contacts=chosen_contacts,
+        chosen_groups=chosen_groups,
+        contacts=contacts,
+        groups=groups,
+        sizes=_group_sizes([*chosen_groups, *groups]),
+    )

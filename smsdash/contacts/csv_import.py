@@ -4,6 +4,7 @@ An operator importing a spreadsheet should not have to fix all of it before any 
 good rows are saved, a number that already belongs to a contact updates that contact's name,
 and each rejected row is reported with its line number and the reason.
 """
+
 from __future__ import annotations
 
 import csv
@@ -83,7 +84,9 @@ def import_contacts(text: str, region: str) -> ImportReport:
 
 
 def _save(parsed: list[tuple[str, str]], report: ImportReport) -> None:
-    existing = {c.phone: c for c in db.session.scalars(select(Contact).where(Contact.phone.in_([p for _, p in parsed])))}
+    existing = {
+        c.phone: c for c in db.session.scalars(select(Contact).where(Contact.phone.in_([p for _, p in parsed])))
+    }
     for name, phone in parsed:
         contact = existing.get(phone)
         if contact is None:

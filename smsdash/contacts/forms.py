@@ -1,4 +1,5 @@
 """The contact, group, member and import forms: each validates what it can without a page."""
+
 from __future__ import annotations
 
 from flask import current_app
@@ -20,10 +21,13 @@ def _strip(value: str | None) -> str | None:
 
 
 class ContactForm(FlaskForm):
-    name = StringField("Name", filters=[_strip], validators=[DataRequired("Enter a name."), Length(max=NAME_MAX_LENGTH)])
+    name = StringField(
+        "Name", filters=[_strip], validators=[DataRequired("Enter a name."), Length(max=NAME_MAX_LENGTH)]
+    )
     phone = StringField("Phone", filters=[_strip], validators=[DataRequired("Enter a phone number.")])
-    groups = SelectMultipleField("Groups", coerce=int, option_widget=widgets.CheckboxInput(),
-                                 widget=widgets.ListWidget(prefix_label=False))
+    groups = SelectMultipleField(
+        "Groups", coerce=int, option_widget=widgets.CheckboxInput(), widget=widgets.ListWidget(prefix_label=False)
+    )
 
     def __init__(self, *args: object, contact_id: int | None = None, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
@@ -36,14 +40,19 @@ class ContactForm(FlaskForm):
             self.e164 = normalize(field.data or "", current_app.config["DEFAULT_PHONE_REGION"])
         except InvalidNumber as exc:
             raise ValidationError(
-                f"{field.data} is {exc.reason}." if exc.reason != "empty" else "Enter a phone number.") from exc
-        other = db.session.scalar(select(Contact).where(Contact.phone == self.e164, Contact.id != (self.contact_id or 0)))
+                f"{field.data} is {exc.reason}." if exc.reason != "empty" else "Enter a phone number."
+            ) from exc
+        other = db.session.scalar(
+            select(Contact).where(Contact.phone == self.e164, Contact.id != (self.contact_id or 0))
+        )
         if other is not None:
             raise ValidationError(f"{self.e164} already belongs to {other.name}.")
 
 
 class GroupForm(FlaskForm):
-    name = StringField("Group name", filters=[_strip], validators=[DataRequired("Enter a group name."), Length(max=NAME_MAX_LENGTH)])
+    name = StringField(
+        "Group name", filters=[_strip], validators=[DataRequired("Enter a group name."), Length(max=NAME_MAX_LENGTH)]
+    )
 
     def __init__(self, *args: object, group_id: int | None = None, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
@@ -56,13 +65,19 @@ class GroupForm(FlaskForm):
 
 
 class MemberForm(FlaskForm):
-    phone = StringField("Add a contact by phone number", filters=[_strip],
-                        validators=[DataRequired("Enter the phone number of a contact.")])
+    phone = StringField(
+        "Add a contact by phone number",
+        filters=[_strip],
+        validators=[DataRequired("Enter the phone number of a contact.")],
+    )
 
 
 class ImportForm(FlaskForm):
-    file = FileField("CSV file (columns: name, phone)", validators=[
-        FileRequired("Choose a CSV file."),
-        FileAllowed(["csv", "txt"], "Upload a .csv file."),
-        FileSize(MAX_IMPORT_BYTES, message="The file is larger than 2 MB; split it."),
-    ])
+    file = FileField(
+        "CSV file (columns: name, phone)",
+        validators=[
+            FileRequired("Choose a CSV file."),
+            FileAllowed(["csv", "txt"], "Upload a .csv file."),
+            FileSize(MAX_IMPORT_BYTES, message="The file is larger than 2 MB; split it."),
+        ],
+    )

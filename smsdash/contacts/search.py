@@ -3,6 +3,7 @@
 A name matches when it contains the query in any case; a number matches when it contains the
 query's digits, so "(415) 555" finds +14155550101 as typed by an operator.
 """
+
 from __future__ import annotations
 
 from typing import Any

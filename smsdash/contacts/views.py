@@ -3,6 +3,7 @@
 Every phone number is stored as E.164 (so a contact typed as "(415) 555-0101" and one imported
 as "+14155550101" are the same person), and each contact shows whether it has opted out.
 """
+
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
@@ -116,8 +117,9 @@ def groups() -> str | Response:
         db.session.commit()
         flash(f"Created group {form.name.data}.", "info")
         return redirect(url_for("contacts.groups"))
-    counts = dict(db.session.execute(
-        select(group_members.c.group_id, func.count()).group_by(group_members.c.group_id)).all())
+    counts = dict(
+        db.session.execute(select(group_members.c.group_id, func.count()).group_by(group_members.c.group_id)).all()
+    )
     rows = db.session.scalars(select(Group).order_by(func.lower(Group.name))).all()
     return render_template("contacts/groups.html", form=form, groups=rows, counts=counts), 422 if form.errors else 200  # type: ignore[return-value]
 
@@ -139,8 +141,9 @@ def group(group_id: int) -> str | Response:
     members = sorted(grp.contacts, key=lambda c: c.name.lower())
     opted_out = opted_out_among([c.phone for c in members], sender_identity(current_app.config))
     status = 422 if rename.errors or member.errors else 200
-    return render_template("contacts/group.html", group=grp, rename=rename, member=member, members=members,
-                           opted_out=opted_out), status  # type: ignore[return-value]
+    return render_template(
+        "contacts/group.html", group=grp, rename=rename, member=member, members=members, opted_out=opted_out
+    ), status  # type: ignore[return-value]
 
 
 def _add_member(grp: Group, form: MemberForm) -> bool:
@@ -163,8 +166,9 @@ def _add_member(grp: Group, form: MemberForm) -> bool:
 @bp.post("/groups/<int:group_id>/members/<int:contact_id>/remove")
 def remove_member(group_id: int, contact_id: int) -> Response:
     grp = _group_or_404(group_id)
-    db.session.execute(delete(group_members).where(group_members.c.group_id == grp.id,
-                                                   group_members.c.contact_id == contact_id))
+    db.session.execute(
+        delete(group_members).where(group_members.c.group_id == grp.id, group_members.c.contact_id == contact_id)
+    )
     db.session.commit()
     return redirect(url_for("contacts.group", group_id=grp.id))
 

@@ -4,6 +4,7 @@ The webhook applies callbacks as they arrive and the pending inbox applies the o
 before their delivery's SID was known; both read the params here, so a callback means the same
 thing whichever path it takes.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -60,8 +61,15 @@ def carrier_time(raw: str | None) -> datetime | None:
     # lock and looks up the locale each call. Two-digit years as strptime's %y reads them.
     year = int(raw[0:2])
     try:
-        return datetime(year + (2000 if year < 69 else 1900), int(raw[2:4]), int(raw[4:6]), int(raw[6:8]),
-                        int(raw[8:10]), int(raw[10:12] or 0), tzinfo=UTC)
+        return datetime(
+            year + (2000 if year < 69 else 1900),
+            int(raw[2:4]),
+            int(raw[4:6]),
+            int(raw[6:8]),
+            int(raw[8:10]),
+            int(raw[10:12] or 0),
+            tzinfo=UTC,
+        )
     except ValueError:
         return None
 

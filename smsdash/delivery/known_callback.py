@@ -16,6 +16,7 @@ columns; concurrent callbacks are as safe as there (a row lock and a re-checked 
 the unique event index). When `target` is empty (no such delivery, or no SID yet, which needs
 the pending inbox) the statement writes nothing and the caller takes the general path.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,23 +44,46 @@ def _statement(dialect_class: type[Dialect], status: str, with_error: bool, by_i
     d = _DELIVERIES.c
     key = d.id == bindparam("p_id") if by_id else d.external_message_id == bindparam("p_sid")
     target = select(d.id).where(key, d.external_message_id.is_not(None)).cte("target")
-    moved = (update(_DELIVERIES)
-             .where(d.id == target.c.id, move_allowed(status, with_error, lambda s: literal_column(f"'{s}'")))
-             .values(move_values(status, with_error))
-             .returning(d.id)
-             .cte("moved"))
+    moved = (
+        update(_DELIVERIES)
+        .where(d.id == target.c.id, move_allowed(status, with_error, lambda s: literal_column(f"'{s}'")))
+        .values(move_values(status, with_error))
+        .returning(d.id)
+        .cte("moved")
+    )
     e = _EVENTS.c
-    event = select(target.c.id, literal_column(f"'{status}'"), literal_column(f"'{_SOURCE}'"),
-                   bindparam("p_error_code", type_=Integer),
-                   bindparam("p_occurred_at", type_=e.occurred_at.type), bindparam("p_now", type_=e.received_at.type),
-                   bindparam("p_payload", type_=e.payload.type), bindparam("p_dedupe_key", type_=e.dedupe_key.type))
-    recorded = (pg_insert(_EVENTS)
-                .from_select(["delivery_id", "event_type", "source", "error_code", "occurred_at", "received_at",
-                              "payload", "dedupe_key"], event)
-                .on_conflict_do_nothing()
-                .returning(e.id)
-                .cte("recorded"))
-    statement = select(*(select(func.count()).select_from(step).scalar_subquery() for step in (target, moved, recorded)))
+    event = select(
+        target.c.id,
+        literal_column(f"'{status}'"),
+        literal_column(f"'{_SOURCE}'"),
+        bindparam("p_error_code", type_=Integer),
+        bindparam("p_occurred_at", type_=e.occurred_at.type),
+        bindparam("p_now", type_=e.received_at.type),
+        bindparam("p_payload", type_=e.payload.type),
+        bindparam("p_dedupe_key", type_=e.dedupe_key.type),
+    )
+    recorded = (
+        pg_insert(_EVENTS)
+        .from_select(
+            [
+                "delivery_id",
+                "event_type",
+                "source",
+                "error_code",
+                "occurred_at",
+                "received_at",
+                "payload",
+                "dedupe_key",
+            ],
+            event,
+        )
+        .on_conflict_do_nothing()
+        .returning(e.id)
+        .cte("recorded")
+    )
+    statement = select(
+        *(select(func.count()).select_from(step).scalar_subquery() for step in (target, moved, recorded))
+    )
     compiled = statement.compile(dialect=dialect_class())
     return str(compiled), {k: v for k, v in compiled.params.items() if not k.startswith("p_")}
 
@@ -99,9 +123,15 @@ def apply_known(engine: Engine, callback: StatusCallback, delivery_ref: int | No
     now = utcnow()
     sql, constants = _statement(type(engine.dialect), callback.status, with_error, delivery_ref is not None)
     params: dict[str, Any] = {
-        **constants, "p_id": delivery_ref, "p_sid": callback.sid, "p_error_code": callback.error_code,
-        "p_error_message": callback.error_message, "p_occurred_at": callback.occurred_at,
-        "p_now": now, "p_when": callback.occurred_at or now, "p_payload": json.dumps(callback.payload),
+        **constants,
+        "p_id": delivery_ref,
+        "p_sid": callback.sid,
+        "p_error_code": callback.error_code,
+        "p_error_message": callback.error_message,
+        "p_occurred_at": callback.occurred_at,
+        "p_now": now,
+        "p_when": callback.occurred_at or now,
+        "p_payload": json.dumps(callback.payload),
         "p_dedupe_key": dedupe_key(_SOURCE, callback.status, callback.error_code),
     }
     try:

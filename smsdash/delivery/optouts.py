@@ -4,6 +4,7 @@ An opt-out belongs to a sender (the From number or Messaging Service SID the STO
 because carriers scope STOP to the sender; a row with the empty sender blocks every sender.
 All functions run in the caller's transaction; the caller commits.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -34,9 +35,7 @@ def opted_out_among(phones: Iterable[str], sender: str = ALL_SENDERS) -> set[str
     wanted = set(phones)
     if not wanted:
         return set()
-    rows = db.session.execute(
-        select(OptOut.phone).where(OptOut.phone.in_(wanted), OptOut.sender.in_(_senders(sender)))
-    )
+    rows = db.session.execute(select(OptOut.phone).where(OptOut.phone.in_(wanted), OptOut.sender.in_(_senders(sender))))
     return {phone for (phone,) in rows}
 
 
@@ -49,7 +48,8 @@ def record_opt_out(phone: str, sender: str, source: str) -> bool:
     """
     table = OptOut.__table__
     stmt = insert_or_ignore(table, db.session.get_bind().dialect.name).values(
-        phone=phone, sender=sender, source=source, created_at=utcnow())
+        phone=phone, sender=sender, source=source, created_at=utcnow()
+    )
     return db.session.execute(stmt.returning(table.c.id)).first() is not None
 
 

@@ -8,6 +8,7 @@ every send, so when nothing waits it costs one indexed query and nothing more. A
 `sweep` applies what a crash between that commit and that call left waiting, and drops old
 entries, so the inbox stays bounded.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -31,8 +32,9 @@ SWEEP_LIMIT = 1000
 
 def keep_pending(sid: str, status: str, payload: dict[str, Any]) -> None:
     """Store a callback that matched no delivery, in the caller's transaction."""
-    db.session.execute(insert(PendingCallback).values(
-        message_sid=sid, status=status, payload=payload, received_at=utcnow()))
+    db.session.execute(
+        insert(PendingCallback).values(message_sid=sid, status=status, payload=payload, received_at=utcnow())
+    )
 
 
 def _claim(pending_id: int) -> bool:
@@ -90,7 +92,8 @@ def sweep() -> dict[str, int]:
     lost database connection) between the two leaves them waiting with nobody to look again,
     and no later callback for that SID would bring them back. Commits."""
     matched = db.session.execute(
-        select(Delivery.id, Delivery.external_message_id).distinct()
+        select(Delivery.id, Delivery.external_message_id)
+        .distinct()
         .join(PendingCallback, PendingCallback.message_sid == Delivery.external_message_id)
         .where(PendingCallback.applied_at.is_(None))
         .limit(SWEEP_LIMIT)
@@ -98,9 +101,15 @@ def sweep() -> dict[str, int]:
     applied = sum(apply_pending(delivery_id, sid) for delivery_id, sid in matched)
     db.session.commit()
     now = utcnow()
-    dropped = db.session.execute(delete(PendingCallback).where(or_(
-        and_(PendingCallback.applied_at.is_not(None), PendingCallback.applied_at < now - KEEP_APPLIED),
-        and_(PendingCallback.applied_at.is_(None), PendingCallback.received_at < now - KEEP_UNMATCHED),
-    )).execution_options(synchronize_session=False)).rowcount
+    dropped = db.session.execute(
+        delete(PendingCallback)
+        .where(
+            or_(
+                and_(PendingCallback.applied_at.is_not(None), PendingCallback.applied_at < now - KEEP_APPLIED),
+                and_(PendingCallback.applied_at.is_(None), PendingCallback.received_at < now - KEEP_UNMATCHED),
+            )
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
     db.session.commit()
     return {"applied": applied, "dropped": dropped}

@@ -11,6 +11,7 @@ SID), when an attempt that timed out may have reached Twilio anyway (the job the
 canceled the retry for a STOP). The first observation that carries the message's SID proves
 Twilio has it, and replaces that guess; from then on the rules above hold.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -125,9 +126,11 @@ def move_allowed(status: str, with_error: bool, spell: Callable[[str], Any] = la
 def _move_statement(status: str, with_error: bool) -> Update:
     """The conditional UPDATE for a move to `status`, built once: the webhook runs it for every
     callback, and a prebuilt core statement skips SQLAlchemy's per-call construction work."""
-    return (update(_DELIVERIES)
-            .where(_DELIVERIES.c.id == bindparam("p_id"), move_allowed(status, with_error))
-            .values(move_values(status, with_error)))
+    return (
+        update(_DELIVERIES)
+        .where(_DELIVERIES.c.id == bindparam("p_id"), move_allowed(status, with_error))
+        .values(move_values(status, with_error))
+    )
 
 
 # Statuses we set without Twilio's word; with no SID stored, Twilio's first word replaces them.
@@ -141,17 +144,23 @@ def _overrule_statement(status: str) -> Update:
     is what `sent` says for us; the local failure's error and time go unless Twilio failed it too."""
     status = status if RANKS[status] >= RANKS["sent"] else "sent"
     values = move_values(status, with_error=True)
-    values.update(external_message_id=bindparam("p_sid"),
-                  failed_at=bindparam("p_when") if status in FAILURES else None)
-    return (update(_DELIVERIES)
-            .where(_DELIVERIES.c.id == bindparam("p_id"), _DELIVERIES.c.external_message_id.is_(None),
-                   _DELIVERIES.c.status.in_(UNHEARD))
-            .values(values))
+    values.update(external_message_id=bindparam("p_sid"), failed_at=bindparam("p_when") if status in FAILURES else None)
+    return (
+        update(_DELIVERIES)
+        .where(
+            _DELIVERIES.c.id == bindparam("p_id"),
+            _DELIVERIES.c.external_message_id.is_(None),
+            _DELIVERIES.c.status.in_(UNHEARD),
+        )
+        .values(values)
+    )
 
 
-_STORE_SID = (update(_DELIVERIES)
-              .where(_DELIVERIES.c.id == bindparam("p_id"), _DELIVERIES.c.external_message_id.is_(None))
-              .values(external_message_id=bindparam("p_sid")))
+_STORE_SID = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("p_id"), _DELIVERIES.c.external_message_id.is_(None))
+    .values(external_message_id=bindparam("p_sid"))
+)
 
 
 def dedupe_key(source: str, status: str, error_code: int | None) -> str:
@@ -192,8 +201,14 @@ def apply_status(
     db.session.flush()  # core statements skip the ORM's autoflush; pending ORM changes go first
     connection = db.session.connection()
     moved = connection.execute(_move_statement(status, with_error), params).rowcount == 1
-    overruled = bool(sid) and not moved and connection.execute(_overrule_statement(status), {
-        "p_error_code": None, "p_error_message": None, **params, "p_sid": sid}).rowcount == 1
+    overruled = (
+        bool(sid)
+        and not moved
+        and connection.execute(
+            _overrule_statement(status), {"p_error_code": None, "p_error_message": None, **params, "p_sid": sid}
+        ).rowcount
+        == 1
+    )
     if overruled and detail is None:
         detail = "Twilio has this message after all: its status replaces the one set before Twilio answered"
     if sid and not overruled:  # the overrule has stored it already

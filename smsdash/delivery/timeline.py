@@ -1,4 +1,5 @@
 """A delivery's timeline: appending `comms_events` rows, once each where that matters."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,4 +1,5 @@
 """`/healthz`: a public liveness check that also proves the database answers."""
+
 from __future__ import annotations
 
 from flask import Blueprint, jsonify

@@ -7,6 +7,7 @@ event: which attempt comes next, when it falls due, and why the last one failed.
 attempt starts (a new `sending` event) or the status moves on, the latest event is no longer
 that retry and nothing is shown.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -28,7 +29,7 @@ class RetryWait:
     of: int | None
     due_at: datetime | None
     error: ErrorInfo | None  # None when Twilio gave no code (a timeout, a dropped connection)
-    reason: str              # the job's own words, for errors without a code
+    reason: str  # the job's own words, for errors without a code
 
 
 def _wait(event: Event) -> RetryWait:
@@ -50,7 +51,8 @@ def retry_waits(deliveries: Iterable[Delivery]) -> dict[int, RetryWait]:
     if not sending:
         return {}
     latest: dict[int, Event] = {}
-    for event in db.session.scalars(select(Event).where(Event.delivery_id.in_(sending))
-                                    .order_by(Event.received_at, Event.id)):
+    for event in db.session.scalars(
+        select(Event).where(Event.delivery_id.in_(sending)).order_by(Event.received_at, Event.id)
+    ):
         latest[event.delivery_id] = event
     return {did: _wait(e) for did, e in latest.items() if e.event_type == "retry" and e.source == "job"}

@@ -11,6 +11,7 @@ another error code, a note. The message page needs it for the rows on screen (th
 events of those rows too: events are only ever appended, so a new count means a new event, even
 one whose transaction committed late.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -104,8 +105,7 @@ def rollups(message_ids: Iterable[int]) -> dict[int, Rollup]:
 def event_count(delivery_ids: Sequence[int]) -> Any:
     """How many events these deliveries have: a scalar subquery over the (delivery_id, dedupe_key)
     index, so it rides along in the roll-up's statement instead of costing a round trip."""
-    return (select(func.count()).select_from(Event).where(Event.delivery_id.in_(delivery_ids))
-            .scalar_subquery())
+    return select(func.count()).select_from(Event).where(Event.delivery_id.in_(delivery_ids)).scalar_subquery()
 
 
 def rollup(message_id: int, watching: Sequence[int] = ()) -> Rollup:
@@ -114,8 +114,7 @@ def rollup(message_id: int, watching: Sequence[int] = ()) -> Rollup:
     columns = [Delivery.status, func.count(), func.max(Delivery.updated_at)]
     if watching:
         columns.append(event_count(watching))
-    rows = db.session.execute(select(*columns).where(Delivery.message_id == message_id)
-                              .group_by(Delivery.status)).all()
+    rows = db.session.execute(select(*columns).where(Delivery.message_id == message_id).group_by(Delivery.status)).all()
     counts: dict[str, int] = {}
     latest: datetime | None = None
     for status, n, newest, *_ in rows:

@@ -5,6 +5,7 @@ side by side, because a late receipt and a slow handset look the same otherwise.
 between steps uses our received times: they come from one clock with sub-second precision,
 while carrier times have minute precision (RawDlrDoneDate is YYMMDDhhmm) and no time zone.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -56,8 +57,12 @@ def steps(events: Sequence[Event]) -> list[Step]:
         if previous is not None:
             gap = event.received_at - previous.event.received_at
             after = f"{event.event_type} {humanize(gap)} after {previous.event.event_type}"
-        step = Step(event, SOURCE_LABELS.get(event.source, event.source), after,
-                    explain(event.error_code) if event.error_code is not None else None)
+        step = Step(
+            event,
+            SOURCE_LABELS.get(event.source, event.source),
+            after,
+            explain(event.error_code) if event.error_code is not None else None,
+        )
         result.append(step)
         previous = step
     return result
@@ -68,7 +73,8 @@ def events_for(delivery_ids: Sequence[int]) -> dict[int, list[Event]]:
     grouped: dict[int, list[Event]] = {did: [] for did in delivery_ids}
     if delivery_ids:
         rows = db.session.scalars(
-            select(Event).where(Event.delivery_id.in_(delivery_ids)).order_by(Event.received_at, Event.id))
+            select(Event).where(Event.delivery_id.in_(delivery_ids)).order_by(Event.received_at, Event.id)
+        )
         for event in rows:
             grouped[event.delivery_id].append(event)
     return grouped

@@ -5,6 +5,7 @@ Live updates are htmx polls of small fragment endpoints. A poll sends the versio
 shows; when nothing changed the answer is an empty 204 after one indexed query, and once every
 delivery is final the returned poller has no trigger, so the browser stops asking.
 """
+
 from __future__ import annotations
 
 import csv
@@ -61,15 +62,18 @@ def _message_or_404(message_id: int) -> Message:
 
 # ---- the messages list -------------------------------------------------------------------------
 
+
 @bp.get("/")
 @bp.get("/messages")
 def index() -> Response:
     """The messages list, which is also the landing page after login: what an operator checks first."""
-    page = paginate(select(Message).options(selectinload(Message.author))
-                    .order_by(Message.created_at.desc(), Message.id.desc()), page_number(), MESSAGES_PER_PAGE)
+    page = paginate(
+        select(Message).options(selectinload(Message.author)).order_by(Message.created_at.desc(), Message.id.desc()),
+        page_number(),
+        MESSAGES_PER_PAGE,
+    )
     ups = rollups(m.id for m in page.items)
-    return _vary(Response(render_template("messages/index.html", page=page, rollups=ups,
-                                          version=_list_version(ups))))
+    return _vary(Response(render_template("messages/index.html", page=page, rollups=ups, version=_list_version(ups))))
 
 
 def _list_version(ups: dict[int, Rollup]) -> str:
@@ -83,8 +87,7 @@ def index_poll() -> Response:
     version = _list_version(ups)
     if version == request.args.get("v"):
         return Response(status=204)
-    return Response(render_template("messages/_list_poll.html", rollups=ups, version=version,
-                                    ids=sorted(ups)))
+    return Response(render_template("messages/_list_poll.html", rollups=ups, version=version, ids=sorted(ups)))
 
 
 # ---- one message -------------------------------------------------------------------------------
@@ -93,8 +96,12 @@ Row = tuple[Delivery, str | None]  # a delivery and its contact's name
 
 
 def _deliveries(message_id: int, status: str, q: str) -> Select[tuple[Delivery, str | None]]:
-    stmt = (select(Delivery, Contact.name).outerjoin(Contact, Contact.id == Delivery.contact_id)
-            .where(Delivery.message_id == message_id).order_by(Delivery.id))
+    stmt = (
+        select(Delivery, Contact.name)
+        .outerjoin(Contact, Contact.id == Delivery.contact_id)
+        .where(Delivery.message_id == message_id)
+        .order_by(Delivery.id)
+    )
     if status:
         stmt = stmt.where(Delivery.status.in_(FILTER_STATUSES.get(status, (status,))))
     matches = name_or_number(Contact.name, Delivery.to_number, q)
@@ -111,8 +118,7 @@ def _page_of_deliveries(message_id: int, up: Rollup, status: str, q: str) -> Pag
     """One page of the recipient table. Without a search, the total comes from the roll-up,
     which saves a COUNT over up to 10,000+ rows on every page view."""
     total = None if q else sum(n for s, n in up.shown() if not status or s == status)
-    return paginate(_deliveries(message_id, status, q), page_number(), DELIVERIES_PER_PAGE, scalars=False,
-                    total=total)
+    return paginate(_deliveries(message_id, status, q), page_number(), DELIVERIES_PER_PAGE, scalars=False, total=total)
 
 
 def _status_filter() -> str:
@@ -127,15 +133,28 @@ def _table_key(status: str, q: str, page: int) -> str:
     return "rt-" + hashlib.blake2s(f"{status}\n{q}\n{page}".encode(), digest_size=6).hexdigest()
 
 
-def _table(message_id: int, page: Page[Row], status: str, q: str, kept: Sequence[Row] = (),
-           timelines: dict[int, list[Step]] | None = None) -> dict[str, Any]:
+def _table(
+    message_id: int,
+    page: Page[Row],
+    status: str,
+    q: str,
+    kept: Sequence[Row] = (),
+    timelines: dict[int, list[Step]] | None = None,
+) -> dict[str, Any]:
     """What _recipients.html needs: the page's rows, and the `kept` rows (off the page, their
     timeline open) in id order among them, each with its waiting-to-retry note."""
     listed = [(d, name, False) for d, name in page.items] + [(d, name, True) for d, name in kept]
     listed.sort(key=lambda row: row[0].id)
-    return dict(message_id=message_id, page=page, status=status, q=q, rows=listed,
-                table_key=_table_key(status, q, page.page), timelines=timelines or {},
-                waits=retry_waits(d for d, _, _ in listed))
+    return dict(
+        message_id=message_id,
+        page=page,
+        status=status,
+        q=q,
+        rows=listed,
+        table_key=_table_key(status, q, page.page),
+        timelines=timelines or {},
+        waits=retry_waits(d for d, _, _ in listed),
+    )
 
 
 @bp.get("/messages/<int:message_id>")
@@ -146,8 +165,14 @@ def show(message_id: int) -> Response:
     page = _page_of_deliveries(message.id, up, status, q)
     # The poller starts from the version its first poll will compute, which counts these rows' events.
     up = replace(up, events=watched_events([d.id for d, _ in page.items]))
-    context = dict(message=message, rollup=up, filters=FILTERS, explain=explain, retryable=can_retry,
-                   **_table(message.id, page, status, q))
+    context = dict(
+        message=message,
+        rollup=up,
+        filters=FILTERS,
+        explain=explain,
+        retryable=can_retry,
+        **_table(message.id, page, status, q),
+    )
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "recipients":
         return _vary(Response(render_template("messages/_recipients.html", poller_oob=True, **context)))
     return _vary(Response(render_template("messages/show.html", **context)))
@@ -186,9 +211,18 @@ def poll(message_id: int) -> Response:
     deliveries = {d.id: d for d, _ in rows}
     cells = [d for d in deliveries.values() if status or d.id in shown]
     timelines = _steps([deliveries[i] for i in open_ids if i in deliveries])
-    return Response(render_template(
-        "messages/_poll.html", message_id=message_id, rollup=up, explain=explain, retryable=can_retry,
-        cells=cells, waits=retry_waits(cells), timelines=[(deliveries[i], timelines[i]) for i in timelines]))
+    return Response(
+        render_template(
+            "messages/_poll.html",
+            message_id=message_id,
+            rollup=up,
+            explain=explain,
+            retryable=can_retry,
+            cells=cells,
+            waits=retry_waits(cells),
+            timelines=[(deliveries[i], timelines[i]) for i in timelines],
+        )
+    )
 
 
 def _poll_table(message_id: int, up: Rollup, page: Page[Row], status: str, q: str, open_ids: list[int]) -> Response:
@@ -203,9 +237,16 @@ def _poll_table(message_id: int, up: Rollup, page: Page[Row], status: str, q: st
     kept = _by_id(message_id, [i for i in open_ids if i not in listed])
     deliveries = {d.id: d for d, _ in list(page.items) + kept}
     timelines = _steps([deliveries[i] for i in open_ids if i in deliveries])
-    return Response(render_template(
-        "messages/_poll.html", rollup=up, explain=explain, retryable=can_retry,
-        replaces=_table_key(status, q, page_number()), **_table(message_id, page, status, q, kept, timelines)))
+    return Response(
+        render_template(
+            "messages/_poll.html",
+            rollup=up,
+            explain=explain,
+            retryable=can_retry,
+            replaces=_table_key(status, q, page_number()),
+            **_table(message_id, page, status, q, kept, timelines),
+        )
+    )
 
 
 def _steps(deliveries: list[Delivery]) -> dict[int, list[Step]]:
@@ -219,8 +260,13 @@ def timeline(message_id: int, delivery_id: int) -> str:
     delivery = db.session.get(Delivery, delivery_id)
     if delivery is None or delivery.message_id != message_id:
         abort(404)
-    return render_template("messages/_timeline.html", delivery=delivery, steps=_steps([delivery])[delivery_id],
-                           explain=explain, retryable=can_retry)
+    return render_template(
+        "messages/_timeline.html",
+        delivery=delivery,
+        steps=_steps([delivery])[delivery_id],
+        explain=explain,
+        retryable=can_retry,
+    )
 
 
 @bp.post("/messages/<int:message_id>/deliveries/<int:delivery_id>/retry")
@@ -236,16 +282,32 @@ def retry(message_id: int, delivery_id: int) -> Response:
         note = waiting_for_redis_note(message_id) if waiting else None
         flash(note or f"Sending to {delivery.to_number} again.", "warning" if note else "info")
     else:
-        flash(f"The delivery to {delivery.to_number} cannot be retried: only failures Twilio never "
-              "accepted, with an error a resend can fix, can be.", "error")
+        flash(
+            f"The delivery to {delivery.to_number} cannot be retried: only failures Twilio never "
+            "accepted, with an error a resend can fix, can be.",
+            "error",
+        )
     return redirect(url_for("messages.show", message_id=message_id))  # type: ignore[return-value]
 
 
 # ---- export --------------------------------------------------------------------------------------
 
-EXPORT_COLUMNS = ("delivery_id", "to_number", "contact_name", "status", "error_code", "error_meaning",
-                  "error_action", "twilio_sid", "attempts", "created_at", "sent_at", "delivered_at",
-                  "failed_at", "updated_at")
+EXPORT_COLUMNS = (
+    "delivery_id",
+    "to_number",
+    "contact_name",
+    "status",
+    "error_code",
+    "error_meaning",
+    "error_action",
+    "twilio_sid",
+    "attempts",
+    "created_at",
+    "sent_at",
+    "delivered_at",
+    "failed_at",
+    "updated_at",
+)
 
 
 def _iso(value: object) -> str:
@@ -264,12 +326,24 @@ def export(message_id: int) -> Response:
         writer.writerow(EXPORT_COLUMNS)
         for delivery, name in db.session.execute(stmt):
             info = explain(delivery.error_code) if delivery.error_code is not None else None
-            writer.writerow([
-                delivery.id, delivery.to_number, as_text_cell(name or ""), delivery.status, delivery.error_code or "",
-                info.meaning if info else "", info.action if info else "", delivery.external_message_id or "",
-                delivery.attempts, _iso(delivery.created_at), _iso(delivery.sent_at), _iso(delivery.delivered_at),
-                _iso(delivery.failed_at), _iso(delivery.updated_at),
-            ])
+            writer.writerow(
+                [
+                    delivery.id,
+                    delivery.to_number,
+                    as_text_cell(name or ""),
+                    delivery.status,
+                    delivery.error_code or "",
+                    info.meaning if info else "",
+                    info.action if info else "",
+                    delivery.external_message_id or "",
+                    delivery.attempts,
+                    _iso(delivery.created_at),
+                    _iso(delivery.sent_at),
+                    _iso(delivery.delivered_at),
+                    _iso(delivery.failed_at),
+                    _iso(delivery.updated_at),
+                ]
+            )
             if buffer.tell() > 64 * 1024:
                 yield buffer.getvalue()
                 buffer.seek(0)

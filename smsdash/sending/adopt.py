@@ -5,6 +5,7 @@ worker died mid-request, the message may exist at Twilio with no SID on our side
 re-send (the job's retry, the reconciler's recovery), Twilio's Messages list is searched for it,
 and a match is adopted instead of sending again.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -52,13 +53,15 @@ def find_existing(delivery_id: int, to: str, body: str, created_at: datetime) ->
     return match
 
 
-def _pick(candidates: list[MessageInstance], delivery_id: int, body: str, since: datetime,
-          service_sid: str) -> MessageInstance | None:
+def _pick(
+    candidates: list[MessageInstance], delivery_id: int, body: str, since: datetime, service_sid: str
+) -> MessageInstance | None:
     # Twilio's copy may be smart-encoded (a Messaging Service swaps curly quotes, long dashes and
     # odd spaces for GSM-7 ones) and, on a trial account, carries a prefix before our text.
     ours = comparable(body)
     fitting = [
-        m for m in candidates
+        m
+        for m in candidates
         if (m.direction or "outbound-api").startswith("outbound")
         and comparable(m.body or "").endswith(ours)
         and (m.date_created is None or m.date_created >= since)
@@ -68,10 +71,13 @@ def _pick(candidates: list[MessageInstance], delivery_id: int, body: str, since:
         return None
     # A SID this delivery holds is still ours: its callback (which carries our id) may have stored
     # it while we were asking Twilio, and skipping it would send the message a second time.
-    taken = set(db.session.execute(
-        select(Delivery.external_message_id).where(Delivery.external_message_id.in_([m.sid for m in fitting]),
-                                                   Delivery.id != delivery_id)
-    ).scalars())
+    taken = set(
+        db.session.execute(
+            select(Delivery.external_message_id).where(
+                Delivery.external_message_id.in_([m.sid for m in fitting]), Delivery.id != delivery_id
+            )
+        ).scalars()
+    )
     for message in fitting:
         if message.sid not in taken:
             return message

@@ -6,6 +6,7 @@ a 5xx is about Twilio's load, not the message, so a later attempt can succeed. A
 dropped connection says nothing: the request may or may not have reached Twilio, so before the
 next attempt the job must look for the message instead of creating a second one.
 """
+
 from __future__ import annotations
 
 import random

@@ -8,6 +8,7 @@ thread pool of SEND_CONCURRENCY, so one worker process overlaps Twilio's API lat
 waiting for each request in turn. Only the pool's threads talk to Twilio; the job's own thread
 does all the database writing, committing the outcomes that finished together.
 """
+
 from __future__ import annotations
 
 import logging
@@ -80,8 +81,9 @@ def send_batch(delivery_ids: Sequence[int]) -> dict[str, int]:
     return run([Work(int(i)) for i in delivery_ids])
 
 
-def send_delivery(delivery_id: int, expected_attempts: int | None = None, try_number: int = 1,
-                  verify: bool = False) -> dict[str, int]:
+def send_delivery(
+    delivery_id: int, expected_attempts: int | None = None, try_number: int = 1, verify: bool = False
+) -> dict[str, int]:
     """RQ job: one delivery (a first attempt, or a scheduled retry)."""
     return run([Work(int(delivery_id), expected_attempts, try_number, verify)])
 
@@ -127,13 +129,16 @@ def claimed_try(delivery_id: int, attempts: int) -> int | None:
     payload = db.session.scalar(
         select(Event.payload)
         .where(Event.delivery_id == delivery_id, Event.event_type == "sending", Event.source == "job")
-        .order_by(Event.id.desc()).limit(1))
+        .order_by(Event.id.desc())
+        .limit(1)
+    )
     if payload and payload.get("attempts") == attempts and isinstance(payload.get("try"), int):
         return int(payload["try"])
     return None
 
 
 # --- claiming -----------------------------------------------------------------------------
+
 
 def _skip_reason(work: Work, status: str, attempts: int, sid: str | None) -> tuple[str | None, bool]:
     """(why this delivery must not be sent, whether that deserves a timeline event).
@@ -155,8 +160,15 @@ def _claim(works: Sequence[Work], counts: dict[str, int]) -> list[Claimed]:
     """Skip what must not be sent, claim the rest, record `sending` events; commits."""
     by_id = {w.delivery_id: w for w in works}
     rows = db.session.execute(
-        select(Delivery.id, Delivery.status, Delivery.to_number, Delivery.attempts,
-               Delivery.external_message_id, Delivery.created_at, Message.body)
+        select(
+            Delivery.id,
+            Delivery.status,
+            Delivery.to_number,
+            Delivery.attempts,
+            Delivery.external_message_id,
+            Delivery.created_at,
+            Message.body,
+        )
         .join(Message, Message.id == Delivery.message_id)
         .where(Delivery.id.in_(list(by_id)))
     ).all()
@@ -174,8 +186,12 @@ def _claim(works: Sequence[Work], counts: dict[str, int]) -> list[Claimed]:
                 log.info("delivery %s skipped: %s", row.id, reason)
         elif row.to_number in opted_out:
             _bump(counts, "opted_out")
-            apply_status(row.id, "canceled", source="job",
-                         detail=f"not sent: {row.to_number} opted out (replied STOP) for this sender")
+            apply_status(
+                row.id,
+                "canceled",
+                source="job",
+                detail=f"not sent: {row.to_number} opted out (replied STOP) for this sender",
+            )
         elif work.expected_attempts is None:
             first.append(row.id)
         else:
@@ -183,45 +199,72 @@ def _claim(works: Sequence[Work], counts: dict[str, int]) -> list[Claimed]:
     now = utcnow()
     won: dict[int, int] = {}
     if first:
-        won.update(db.session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(first), Delivery.status == "queued",
-                   Delivery.external_message_id.is_(None))
-            .values(status="sending", attempts=Delivery.attempts + 1, updated_at=now)
-            .returning(Delivery.id, Delivery.attempts)
-            .execution_options(synchronize_session=False)
-        ).all())
+        won.update(
+            db.session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(first), Delivery.status == "queued", Delivery.external_message_id.is_(None))
+                .values(status="sending", attempts=Delivery.attempts + 1, updated_at=now)
+                .returning(Delivery.id, Delivery.attempts)
+                .execution_options(synchronize_session=False)
+            ).all()
+        )
     for work in retry:
-        won.update(db.session.execute(
-            update(Delivery)
-            .where(Delivery.id == work.delivery_id, Delivery.status == "sending",
-                   Delivery.attempts == work.expected_attempts, Delivery.external_message_id.is_(None))
-            .values(attempts=Delivery.attempts + 1, updated_at=now)
-            .returning(Delivery.id, Delivery.attempts)
-            .execution_options(synchronize_session=False)
-        ).all())
+        won.update(
+            db.session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id == work.delivery_id,
+                    Delivery.status == "sending",
+                    Delivery.attempts == work.expected_attempts,
+                    Delivery.external_message_id.is_(None),
+                )
+                .values(attempts=Delivery.attempts + 1, updated_at=now)
+                .returning(Delivery.id, Delivery.attempts)
+                .execution_options(synchronize_session=False)
+            ).all()
+        )
     if not won:
         db.session.commit()
         return []
     config = current_app.config
     budget = max_tries(config)
-    db.session.execute(insert(Event), [
-        {"delivery_id": delivery_id, "event_type": "sending", "source": "job", "received_at": now,
-         "detail": f"attempt {by_id[delivery_id].try_number} of {budget}",
-         "payload": {"attempts": attempts, "try": by_id[delivery_id].try_number}}
-        for delivery_id, attempts in won.items()
-    ])
+    db.session.execute(
+        insert(Event),
+        [
+            {
+                "delivery_id": delivery_id,
+                "event_type": "sending",
+                "source": "job",
+                "received_at": now,
+                "detail": f"attempt {by_id[delivery_id].try_number} of {budget}",
+                "payload": {"attempts": attempts, "try": by_id[delivery_id].try_number},
+            }
+            for delivery_id, attempts in won.items()
+        ],
+    )
     unreachable = unreachable_reason(public_base_url(config))
     if unreachable:
         for delivery_id in won:
-            record_event(delivery_id, "notice", source="job", dedupe_key="job:callbacks-unreachable",
-                         detail=f"sent without live status updates: {unreachable}; "
-                                "statuses arrive only when the reconciler asks Twilio")
+            record_event(
+                delivery_id,
+                "notice",
+                source="job",
+                dedupe_key="job:callbacks-unreachable",
+                detail=f"sent without live status updates: {unreachable}; "
+                "statuses arrive only when the reconciler asks Twilio",
+            )
     db.session.commit()
     return [
-        Claimed(_reopened_looks_first(by_id[r.id], won[r.id]), r.to_number, r.body, won[r.id], r.created_at,
-                status_callback_url(config, r.id))
-        for r in rows if r.id in won
+        Claimed(
+            _reopened_looks_first(by_id[r.id], won[r.id]),
+            r.to_number,
+            r.body,
+            won[r.id],
+            r.created_at,
+            status_callback_url(config, r.id),
+        )
+        for r in rows
+        if r.id in won
     ]
 
 
@@ -267,9 +310,7 @@ def _send_all(app: Flask, claimed: list[Claimed], counts: dict[str, int]) -> Non
     rate = config.get("SEND_RATE_PER_SECOND")
     limiter = SendRateLimiter(get_redis(app), float(rate)) if rate else None
     pool = _executor(max(int(config.get("SEND_CONCURRENCY") or 1), 1))
-    futures: dict[Future[Result], Claimed] = {
-        pool.submit(_attempt, app, c, limiter): c for c in claimed
-    }
+    futures: dict[Future[Result], Claimed] = {pool.submit(_attempt, app, c, limiter): c for c in claimed}
     pending = set(futures)
     while pending:
         done, pending = wait(pending, timeout=COMMIT_EVERY_SECONDS, return_when=ALL_COMPLETED)
@@ -287,6 +328,7 @@ def _send_all(app: Flask, claimed: list[Claimed], counts: dict[str, int]) -> Non
 
 # --- recording outcomes -------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class RetryPlan:
     delivery_id: int
@@ -296,8 +338,9 @@ class RetryPlan:
     delay: float
 
 
-def _record(claimed: Claimed, result: Result, counts: dict[str, int],
-            accepted: list[tuple[int, str]]) -> RetryPlan | None:
+def _record(
+    claimed: Claimed, result: Result, counts: dict[str, int], accepted: list[tuple[int, str]]
+) -> RetryPlan | None:
     """Write one attempt's outcome (in the job's transaction), adding (delivery id, SID) to
     `accepted` when Twilio has the message; return a retry to schedule."""
     if result.message is not None:
@@ -307,16 +350,20 @@ def _record(claimed: Claimed, result: Result, counts: dict[str, int],
             return None
         # Two look-ups in one batch (the same text to the same number twice) both picked this
         # message, and the other delivery stored it first: look again, and find the other one.
-        failure = SendFailure(True, None, f"the message found at Twilio ({result.message.sid}) "
-                                          "went to another delivery with the same number and text", True)
+        failure = SendFailure(
+            True,
+            None,
+            f"the message found at Twilio ({result.message.sid}) "
+            "went to another delivery with the same number and text",
+            True,
+        )
         return _failed(claimed, failure, counts)
     assert result.error is not None
     failure = classify(result.error)
     if failure is None:
         # Not Twilio, not the network: a bug or a missing setting. The request may even have
         # gone out, so retrying could double-send; fail it visibly instead.
-        log.error("delivery %s: unexpected error from send_sms", claimed.work.delivery_id,
-                  exc_info=result.error)
+        log.error("delivery %s: unexpected error from send_sms", claimed.work.delivery_id, exc_info=result.error)
         failure = SendFailure(False, None, f"unexpected error: {result.error!r}", True)
     return _failed(claimed, failure, counts)
 
@@ -325,8 +372,11 @@ def _accepted(claimed: Claimed, message: MessageInstance, adopted: bool) -> bool
     """Record Twilio's message as the delivery's; False when an adopted one turned out to be
     another delivery's (its SID is stored there), having written nothing."""
     delivery_id = claimed.work.delivery_id
-    detail = ("Twilio already had this message from an attempt that timed out; "
-              "adopted it instead of sending again") if adopted else None
+    detail = (
+        ("Twilio already had this message from an attempt that timed out; adopted it instead of sending again")
+        if adopted
+        else None
+    )
     payload = {"sid": message.sid, "twilio_status": message.status, "attempt": claimed.attempts}
     # An adopted SID another delivery already holds would break the unique key; keep the batch safe.
     try:
@@ -348,11 +398,13 @@ def _apply_waiting_callbacks(accepted: list[tuple[int, str]]) -> None:
     instead of one per delivery."""
     if not accepted:
         return
-    waiting = set(db.session.execute(
-        select(PendingCallback.message_sid).distinct()
-        .where(PendingCallback.message_sid.in_([sid for _, sid in accepted]),
-               PendingCallback.applied_at.is_(None))
-    ).scalars())
+    waiting = set(
+        db.session.execute(
+            select(PendingCallback.message_sid)
+            .distinct()
+            .where(PendingCallback.message_sid.in_([sid for _, sid in accepted]), PendingCallback.applied_at.is_(None))
+        ).scalars()
+    )
     for delivery_id, sid in accepted:
         if sid in waiting:
             apply_pending(delivery_id, sid)
@@ -364,24 +416,45 @@ def _failed(claimed: Claimed, failure: SendFailure, counts: dict[str, int]) -> R
     budget = max_tries(config)
     try_number = claimed.work.try_number
     if failure.retryable and try_number < budget:
-        delay = backoff_delay(try_number, float(config.get("SEND_RETRY_BASE_SECONDS") or 1.0),
-                              float(config.get("SEND_RETRY_MAX_SECONDS") or 300.0))
+        delay = backoff_delay(
+            try_number,
+            float(config.get("SEND_RETRY_BASE_SECONDS") or 1.0),
+            float(config.get("SEND_RETRY_MAX_SECONDS") or 300.0),
+        )
         # retry_at lets the dashboard say when the next attempt falls due without parsing detail.
         retry_at = utcnow() + timedelta(seconds=delay)
-        record_event(delivery_id, "retry", source="job", error_code=failure.code,
-                     detail=f"{failure.reason}; attempt {try_number + 1} of {budget} in {delay:.1f} s",
-                     payload={"may_have_reached_twilio": failure.may_have_reached, "retry_at": retry_at.isoformat(),
-                              "next_try": try_number + 1, "max_tries": budget, "reason": failure.reason})
+        record_event(
+            delivery_id,
+            "retry",
+            source="job",
+            error_code=failure.code,
+            detail=f"{failure.reason}; attempt {try_number + 1} of {budget} in {delay:.1f} s",
+            payload={
+                "may_have_reached_twilio": failure.may_have_reached,
+                "retry_at": retry_at.isoformat(),
+                "next_try": try_number + 1,
+                "max_tries": budget,
+                "reason": failure.reason,
+            },
+        )
         _bump(counts, "retry")
         # `verify` carries over: once any attempt may have reached Twilio, every later one looks first.
-        return RetryPlan(delivery_id, claimed.attempts, try_number + 1,
-                         failure.may_have_reached or claimed.work.verify, delay)
+        return RetryPlan(
+            delivery_id, claimed.attempts, try_number + 1, failure.may_have_reached or claimed.work.verify, delay
+        )
     if failure.code == 21610:
         record_opt_out(claimed.to, sender_identity(), source="twilio_21610")
     detail = gave_up(try_number) if failure.retryable else explain(failure.code).meaning
-    apply_status(delivery_id, "failed", source="job", error_code=failure.code,
-                 error_message=failure.reason, detail=detail, dedupe=False,
-                 payload={"attempt": claimed.attempts, "retryable": failure.retryable})
+    apply_status(
+        delivery_id,
+        "failed",
+        source="job",
+        error_code=failure.code,
+        error_message=failure.reason,
+        detail=detail,
+        dedupe=False,
+        payload={"attempt": claimed.attempts, "retryable": failure.retryable},
+    )
     _bump(counts, "failed")
     return None
 
@@ -394,9 +467,14 @@ def _schedule(retries: list[RetryPlan]) -> None:
     try:
         with get_redis().pipeline() as pipe:
             for plan in retries:
-                send_queue.schedule_retry(plan.delivery_id, attempts=plan.attempts,
-                                          try_number=plan.try_number, verify=plan.verify,
-                                          delay=plan.delay, pipeline=pipe)
+                send_queue.schedule_retry(
+                    plan.delivery_id,
+                    attempts=plan.attempts,
+                    try_number=plan.try_number,
+                    verify=plan.verify,
+                    delay=plan.delay,
+                    pipeline=pipe,
+                )
             pipe.execute()
     except redis.RedisError:
         log.exception("could not schedule %d retries; stuck-work recovery will find them", len(retries))

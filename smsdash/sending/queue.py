@@ -8,6 +8,7 @@ twice is harmless: the send job claims it with a conditional UPDATE, so only one
 Because of that fallback, first attempts go through the fail-fast Redis client: compose and the
 Retry button answer at once when Redis is down, and a sweep that fails waits for the next one.
 """
+
 from __future__ import annotations
 
 import logging
@@ -101,25 +102,34 @@ def enqueue_first_attempts(delivery_ids: Sequence[int]) -> int:
             enqueued += len(ids)
     except redis.RedisError as exc:
         db.session.rollback()
-        log.warning("Redis unavailable, %d deliveries left for the sweeper: %s",
-                    len(delivery_ids) - enqueued, exc)
+        log.warning("Redis unavailable, %d deliveries left for the sweeper: %s", len(delivery_ids) - enqueued, exc)
     return enqueued
 
 
 def not_enqueued(message_id: int) -> int:
     """How many of a message's deliveries are `queued` but never reached Redis: the ones the
     sweeper will enqueue once it can."""
-    return db.session.scalar(
-        select(func.count()).select_from(Delivery)
-        .where(Delivery.message_id == message_id, Delivery.status == "queued", Delivery.enqueued_at.is_(None))
-    ) or 0
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(Delivery)
+            .where(Delivery.message_id == message_id, Delivery.status == "queued", Delivery.enqueued_at.is_(None))
+        )
+        or 0
+    )
 
 
 def _enqueue_group(queue: Queue, group: Sequence[Sequence[int]]) -> None:
     jobs = [
-        Queue.prepare_data(SEND_BATCH, args=(batch,), job_id=batch_job_id(batch),
-                           timeout=batch_timeout(len(batch)), result_ttl=RESULT_TTL, retry=FIRST_ATTEMPT_JOB_RETRY,
-                           description=f"send {len(batch)} deliveries from #{batch[0]}")
+        Queue.prepare_data(
+            SEND_BATCH,
+            args=(batch,),
+            job_id=batch_job_id(batch),
+            timeout=batch_timeout(len(batch)),
+            result_ttl=RESULT_TTL,
+            retry=FIRST_ATTEMPT_JOB_RETRY,
+            description=f"send {len(batch)} deliveries from #{batch[0]}",
+        )
         for batch in group
     ]
     with queue.connection.pipeline() as pipe:
@@ -127,18 +137,31 @@ def _enqueue_group(queue: Queue, group: Sequence[Sequence[int]]) -> None:
         pipe.execute()
 
 
-def schedule_retry(delivery_id: int, *, attempts: int, try_number: int, verify: bool,
-                   delay: float, pipeline: redis.client.Pipeline | None = None) -> None:
+def schedule_retry(
+    delivery_id: int,
+    *,
+    attempts: int,
+    try_number: int,
+    verify: bool,
+    delay: float,
+    pipeline: redis.client.Pipeline | None = None,
+) -> None:
     """Schedule attempt `try_number` of a delivery whose `attempts` counter stands at `attempts`.
 
     The job id names the attempt, so the same retry scheduled twice is one job; the worker's
     scheduler moves it to the queue when it falls due (`worker --burst` waits for it)."""
     queue = get_queue()
     queue.enqueue_in(
-        timedelta(seconds=delay), SEND_DELIVERY, delivery_id,
-        expected_attempts=attempts, try_number=try_number, verify=verify,
-        job_id=f"send_d{delivery_id}_a{attempts}", job_timeout=batch_timeout(1),
-        result_ttl=RESULT_TTL, pipeline=pipeline,
+        timedelta(seconds=delay),
+        SEND_DELIVERY,
+        delivery_id,
+        expected_attempts=attempts,
+        try_number=try_number,
+        verify=verify,
+        job_id=f"send_d{delivery_id}_a{attempts}",
+        job_timeout=batch_timeout(1),
+        result_ttl=RESULT_TTL,
+        pipeline=pipeline,
     )
 
 
@@ -150,12 +173,16 @@ def sweep_unenqueued(grace_seconds: float | None = None) -> int:
     if grace_seconds is None:
         grace_seconds = float(current_app.config["SEND_SWEEP_GRACE_SECONDS"])
     cutoff = utcnow() - timedelta(seconds=grace_seconds)
-    ids = db.session.execute(
-        select(Delivery.id)
-        .where(Delivery.status == "queued", Delivery.enqueued_at.is_(None), Delivery.created_at <= cutoff)
-        .order_by(Delivery.id)
-        .limit(SWEEP_LIMIT)
-    ).scalars().all()
+    ids = (
+        db.session.execute(
+            select(Delivery.id)
+            .where(Delivery.status == "queued", Delivery.enqueued_at.is_(None), Delivery.created_at <= cutoff)
+            .order_by(Delivery.id)
+            .limit(SWEEP_LIMIT)
+        )
+        .scalars()
+        .all()
+    )
     db.session.commit()
     if not ids:
         return 0
@@ -170,5 +197,7 @@ def waiting_for_redis_note(message_id: int) -> str | None:
     if not waiting:
         return None
     what = "1 delivery is" if waiting == 1 else f"{waiting} deliveries are"
-    return (f"Not sent yet: Redis (the job queue) cannot be reached. The {what} saved as queued, and "
-            f"sending starts by itself once Redis is back (the worker looks every {SWEEP_EVERY_SECONDS} s).")
+    return (
+        f"Not sent yet: Redis (the job queue) cannot be reached. The {what} saved as queued, and "
+        f"sending starts by itself once Redis is back (the worker looks every {SWEEP_EVERY_SECONDS} s)."
+    )

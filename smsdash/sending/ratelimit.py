@@ -8,6 +8,7 @@ caller reserves the next free slot and sleeps until it. Slots are spaced 10% wid
 so network jitter between the slot and Twilio's receipt cannot squeeze one more send into any
 one-second window.
 """
+
 from __future__ import annotations
 
 import time

@@ -15,6 +15,7 @@ When the public base URL is unreachable (local development without a tunnel), no
 ever arrive: the ages drop to RECONCILE_LOCAL_INTERVAL_SECONDS and the worker runs the
 reconciler that often, so badges still reach their final state within seconds.
 """
+
 from __future__ import annotations
 
 import logging
@@ -93,8 +94,9 @@ class Ages:
         if callbacks_unreachable(config):
             local = float(config["RECONCILE_LOCAL_INTERVAL_SECONDS"])
             return cls(sent=local, pending=local, stuck_sending=stuck)
-        return cls(float(config["RECONCILE_SENT_AFTER_SECONDS"]),
-                   float(config["RECONCILE_PENDING_AFTER_SECONDS"]), stuck)
+        return cls(
+            float(config["RECONCILE_SENT_AFTER_SECONDS"]), float(config["RECONCILE_PENDING_AFTER_SECONDS"]), stuck
+        )
 
 
 @dataclass(frozen=True)
@@ -111,8 +113,14 @@ class Target:
     created_at: datetime
 
 
-TARGET_COLUMNS = (Delivery.id, Delivery.to_number, Delivery.status, Delivery.external_message_id,
-                  Delivery.attempts, Delivery.created_at)
+TARGET_COLUMNS = (
+    Delivery.id,
+    Delivery.to_number,
+    Delivery.status,
+    Delivery.external_message_id,
+    Delivery.attempts,
+    Delivery.created_at,
+)
 
 
 def _targets(query: Any) -> list[Target]:
@@ -155,8 +163,7 @@ def reconcile(app: Flask | None = None, *, message_id: int | None = None) -> Rep
     twice and could both try to recover the same stuck delivery."""
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     report = Report()
-    lock = get_redis(app).lock(LOCK_KEY, timeout=LOCK_SECONDS, blocking=message_id is not None,
-                               blocking_timeout=30)
+    lock = get_redis(app).lock(LOCK_KEY, timeout=LOCK_SECONDS, blocking=message_id is not None, blocking_timeout=30)
     try:
         acquired = lock.acquire()
     except redis.RedisError as exc:
@@ -178,8 +185,7 @@ def reconcile(app: Flask | None = None, *, message_id: int | None = None) -> Rep
     return report
 
 
-def _run(config: Mapping[str, Any], message_id: int | None, report: Report,
-         keep_lock: Callable[[], Any]) -> None:
+def _run(config: Mapping[str, Any], message_id: int | None, report: Report, keep_lock: Callable[[], Any]) -> None:
     ages = Ages.from_config(config)
     pace = _Pace(config.get("RECONCILE_RATE_PER_SECOND"))
     batch_size = max(int(config["RECONCILE_BATCH_SIZE"]), 1)
@@ -204,19 +210,24 @@ def _run(config: Mapping[str, Any], message_id: int | None, report: Report,
 def _note_unsent(message_id: int, report: Report) -> None:
     """Deliveries Twilio has not accepted yet have no SID to ask about; say so, or an operator
     reading "changed 0" would think the reconciler looked at them."""
-    waiting = db.session.scalar(select(func.count()).select_from(Delivery).where(
-        Delivery.message_id == message_id, Delivery.external_message_id.is_(None),
-        Delivery.status.in_(NON_FINAL)))
+    waiting = db.session.scalar(
+        select(func.count())
+        .select_from(Delivery)
+        .where(
+            Delivery.message_id == message_id, Delivery.external_message_id.is_(None), Delivery.status.in_(NON_FINAL)
+        )
+    )
     if waiting:
-        report.notes.append(f"{waiting} deliveries have no Twilio SID yet (queued, or being sent): "
-                            "the worker sends them; a `sending` one is checked at Twilio once it is "
-                            "older than RECONCILE_STUCK_SENDING_SECONDS")
+        report.notes.append(
+            f"{waiting} deliveries have no Twilio SID yet (queued, or being sent): "
+            "the worker sends them; a `sending` one is checked at Twilio once it is "
+            "older than RECONCILE_STUCK_SENDING_SECONDS"
+        )
 
 
 def _due_with_sid(config: Mapping[str, Any], ages: Ages, message_id: int | None) -> list[Target]:
     """Non-final deliveries with a SID that are due for a look, the longest-waiting first."""
-    query = select(*TARGET_COLUMNS).where(Delivery.external_message_id.is_not(None),
-                                          Delivery.status.in_(NON_FINAL))
+    query = select(*TARGET_COLUMNS).where(Delivery.external_message_id.is_not(None), Delivery.status.in_(NON_FINAL))
     if message_id is not None:
         return _targets(query.where(Delivery.message_id == message_id).order_by(Delivery.id))
     now = utcnow()
@@ -238,8 +249,9 @@ def _stuck_sending(ages: Ages, message_id: int | None) -> list[Target]:
     """Deliveries a job marked `sending` and then left without a SID for longer than any request
     can take: the worker died mid-send. Younger ones may still be in flight, even with --message."""
     cutoff = utcnow() - timedelta(seconds=ages.stuck_sending)
-    query = select(*TARGET_COLUMNS).where(Delivery.status == "sending", Delivery.external_message_id.is_(None),
-                                          Delivery.updated_at <= cutoff)
+    query = select(*TARGET_COLUMNS).where(
+        Delivery.status == "sending", Delivery.external_message_id.is_(None), Delivery.updated_at <= cutoff
+    )
     if message_id is not None:
         query = query.where(Delivery.message_id == message_id)
     return _targets(query.order_by(Delivery.id).limit(1000))
@@ -293,13 +305,21 @@ def apply_twilio_message(delivery: Target, message: Any, report: Report) -> bool
     detail = f"Twilio reports {status}" + (f" ({code}: {meaning})" if code else "")
     detail += "; fetched by the reconciler because no status callback arrived"
     outcome = apply_status(
-        delivery.id, status, source="reconciler", error_code=code, error_message=meaning,
-        occurred_at=message.date_updated, payload=_payload(message), sid=message.sid, detail=detail,
+        delivery.id,
+        status,
+        source="reconciler",
+        error_code=code,
+        error_message=meaning,
+        occurred_at=message.date_updated,
+        payload=_payload(message),
+        sid=message.sid,
+        detail=detail,
     )
     if not outcome.moved:  # a callback got there between our read and our write
         return is_final(_current_status(delivery.id))
-    report.changes.append(Change(delivery.id, delivery.to_number, before, status,
-                                 f"{code}: {meaning}" if code else "fetched from Twilio"))
+    report.changes.append(
+        Change(delivery.id, delivery.to_number, before, status, f"{code}: {meaning}" if code else "fetched from Twilio")
+    )
     return is_final(status)
 
 
@@ -309,12 +329,19 @@ def _current_status(delivery_id: int) -> str:
 
 def _payload(message: Any) -> dict[str, Any]:
     """The fields of Twilio's answer worth keeping in the timeline, in the callbacks' names."""
+
     def iso(value: datetime | None) -> str | None:
         return value.isoformat() if value else None
 
-    return {"MessageSid": message.sid, "MessageStatus": message.status, "ErrorCode": message.error_code,
-            "ErrorMessage": message.error_message, "DateSent": iso(message.date_sent),
-            "DateUpdated": iso(message.date_updated), "Source": "GET Messages/{sid}"}
+    return {
+        "MessageSid": message.sid,
+        "MessageStatus": message.status,
+        "ErrorCode": message.error_code,
+        "ErrorMessage": message.error_message,
+        "DateSent": iso(message.date_sent),
+        "DateUpdated": iso(message.date_updated),
+        "Source": "GET Messages/{sid}",
+    }
 
 
 def _check_later(delivery: Target, ages: Ages, delay: float | None = None) -> None:
@@ -324,9 +351,12 @@ def _check_later(delivery: Target, ages: Ages, delay: float | None = None) -> No
     if delay is None:
         age = (now - delivery.created_at).total_seconds()
         delay = min(max(age / 2, ages.sent if delivery.status == "sent" else ages.pending), MAX_RECHECK_SECONDS)
-    db.session.execute(update(Delivery).where(Delivery.id == delivery.id)
-                       .values(reconcile_after=now + timedelta(seconds=delay))
-                       .execution_options(synchronize_session=False))
+    db.session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery.id)
+        .values(reconcile_after=now + timedelta(seconds=delay))
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _recover_stuck(delivery: Target, report: Report) -> None:
@@ -347,13 +377,20 @@ def _recover_stuck(delivery: Target, report: Report) -> None:
         return
     # Touching updated_at makes the next run leave it alone while the new attempt waits for a
     # worker; the attempt claims the delivery by its attempt count, so a copy of it sends nothing.
-    touched = db.session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery.id, Delivery.status == "sending", Delivery.attempts == delivery.attempts,
-               Delivery.external_message_id.is_(None))
-        .values(updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    touched = (
+        db.session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id == delivery.id,
+                Delivery.status == "sending",
+                Delivery.attempts == delivery.attempts,
+                Delivery.external_message_id.is_(None),
+            )
+            .values(updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        == 1
+    )
     if not touched:  # a job moved it since we read it: not stuck after all
         return
     # Without a recorded try number, every claim counts as a try: the budget is never exceeded.
@@ -361,27 +398,57 @@ def _recover_stuck(delivery: Target, report: Report) -> None:
     budget = max_tries(current_app.config)
     why = "the worker sending this stopped before Twilio answered, and Twilio has no such message"
     if dead_try >= budget:
-        apply_status(delivery.id, "failed", source="reconciler", error_message=why, dedupe=False,
-                     detail=f"{gave_up(dead_try)}: {why}",
-                     payload={"attempt": delivery.attempts, "retryable": True})
-        report.changes.append(Change(delivery.id, delivery.to_number, "sending", "failed",
-                                     "its worker died mid-send on the last attempt and Twilio has no such message"))
+        apply_status(
+            delivery.id,
+            "failed",
+            source="reconciler",
+            error_message=why,
+            dedupe=False,
+            detail=f"{gave_up(dead_try)}: {why}",
+            payload={"attempt": delivery.attempts, "retryable": True},
+        )
+        report.changes.append(
+            Change(
+                delivery.id,
+                delivery.to_number,
+                "sending",
+                "failed",
+                "its worker died mid-send on the last attempt and Twilio has no such message",
+            )
+        )
         return
-    record_event(delivery.id, "retry", source="reconciler",
-                 detail=f"{why}: sending again, attempt {dead_try + 1} of {budget}")
+    record_event(
+        delivery.id, "retry", source="reconciler", detail=f"{why}: sending again, attempt {dead_try + 1} of {budget}"
+    )
     db.session.commit()  # the event is in before the job can run
     schedule_retry(delivery.id, attempts=delivery.attempts, try_number=dead_try + 1, verify=True, delay=0)
-    report.changes.append(Change(delivery.id, delivery.to_number, "sending", "enqueued again",
-                                 "its worker died mid-send and Twilio has no such message"))
+    report.changes.append(
+        Change(
+            delivery.id,
+            delivery.to_number,
+            "sending",
+            "enqueued again",
+            "its worker died mid-send and Twilio has no such message",
+        )
+    )
 
 
 def _adopt(delivery: Target, message: Any, report: Report) -> None:
     """Take the message Twilio already has as this delivery's, instead of sending a second one."""
-    detail = (f"the worker sending this stopped before storing Twilio's answer; Twilio has the message "
-              f"{message.sid}, adopted instead of sending again")
+    detail = (
+        f"the worker sending this stopped before storing Twilio's answer; Twilio has the message "
+        f"{message.sid}, adopted instead of sending again"
+    )
     with db.session.begin_nested():  # a SID another delivery holds would break the unique key
-        apply_status(delivery.id, "sent", source="reconciler", sid=message.sid, detail=detail,
-                     payload=_payload(message), dedupe=False)
+        apply_status(
+            delivery.id,
+            "sent",
+            source="reconciler",
+            sid=message.sid,
+            detail=detail,
+            payload=_payload(message),
+            dedupe=False,
+        )
     db.session.commit()  # the SID first: a callback parked from now on finds it (see pending.py)
     apply_pending(delivery.id, message.sid)
     report.changes.append(Change(delivery.id, delivery.to_number, "sending", "sent", f"adopted {message.sid}"))

@@ -1,4 +1,5 @@
 """The dashboard's Retry button: a new round of attempts for a delivery Twilio never accepted."""
+
 from __future__ import annotations
 
 from sqlalchemy import update
@@ -28,14 +29,22 @@ def retry_delivery(delivery_id: int) -> bool:
     delivery = db.session.get(Delivery, delivery_id)
     if delivery is None or not can_retry(delivery):
         return False
-    reopened = db.session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.status == "failed",
-               Delivery.external_message_id.is_(None))
-        .values(status="queued", error_code=None, error_message=None, failed_at=None,
-                enqueued_at=None, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    reopened = (
+        db.session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.status == "failed", Delivery.external_message_id.is_(None))
+            .values(
+                status="queued",
+                error_code=None,
+                error_message=None,
+                failed_at=None,
+                enqueued_at=None,
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        == 1
+    )
     if not reopened:
         db.session.rollback()
         return False

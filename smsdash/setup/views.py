@@ -4,6 +4,7 @@ The checks themselves live in `setup_checks.py` (shared with `flask twilio check
 only renders them. They call Twilio and the app's own webhook, so the page shell renders at once
 and the checklist arrives as an htmx fragment, and again on "Check again".
 """
+
 from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template

@@ -5,6 +5,7 @@ callback per message (we set one on every send) or per Messaging Service; a phon
 `status_callback` is for voice calls. So with a Messaging Service both URLs are set on the
 service, and with a bare From number only the inbound SMS URL can be set on the number.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -84,19 +85,25 @@ def plan(app: Flask, base_url: str) -> Plan:
     notes: list[str] = []
     configured = (config.get("BASE_HOST_URL") or "").rstrip("/")
     if configured != base_url:
-        notes.append(f"BASE_HOST_URL is {configured or 'not set'}: set it to {base_url} as well, since "
-                     "the webhook checks each signature against that URL and every send asks for "
-                     "callbacks there.")
+        notes.append(
+            f"BASE_HOST_URL is {configured or 'not set'}: set it to {base_url} as well, since "
+            "the webhook checks each signature against that URL and every send asks for "
+            "callbacks there."
+        )
     service_sid = config.get("TWILIO_MESSAGING_SERVICE_SID") or ""
     if service_sid:
         service = client.messaging.v1.services(service_sid).fetch()
         target = f"Messaging Service {service_sid} ({service.friendly_name})"
-        changes = [Change(target, "status_callback", service.status_callback, status_url),
-                   Change(target, "inbound_request_url", service.inbound_request_url, inbound_url),
-                   Change(target, "inbound_method", service.inbound_method, "POST")]
+        changes = [
+            Change(target, "status_callback", service.status_callback, status_url),
+            Change(target, "inbound_request_url", service.inbound_request_url, inbound_url),
+            Change(target, "inbound_method", service.inbound_method, "POST"),
+        ]
         if service.use_inbound_webhook_on_number:
-            notes.append("This service has use_inbound_webhook_on_number on: each number's own SMS URL "
-                         "wins over the service's inbound URL.")
+            notes.append(
+                "This service has use_inbound_webhook_on_number on: each number's own SMS URL "
+                "wins over the service's inbound URL."
+            )
 
         def apply_service() -> None:
             client.messaging.v1.services(service_sid).update(**{c.field: c.after for c in changes if c.needed})
@@ -107,8 +114,10 @@ def plan(app: Flask, base_url: str) -> Plan:
         raise LookupError("Set TWILIO_MESSAGING_SERVICE_SID or TWILIO_FROM_NUMBER first.")
     number = _find_number(client, from_number)
     target = f"Phone number {from_number} ({number.sid})"
-    changes = [Change(target, "sms_url", number.sms_url, inbound_url),
-               Change(target, "sms_method", number.sms_method, "POST")]
+    changes = [
+        Change(target, "sms_url", number.sms_url, inbound_url),
+        Change(target, "sms_method", number.sms_method, "POST"),
+    ]
     notes.append(NUMBER_NOTE)
 
     def apply_number() -> None:
@@ -118,8 +127,11 @@ def plan(app: Flask, base_url: str) -> Plan:
 
 
 def _find_number(client: Any, phone_number: str) -> Any:
-    found = [n for n in client.incoming_phone_numbers.list(phone_number=phone_number, limit=20)
-             if n.phone_number == phone_number]
+    found = [
+        n
+        for n in client.incoming_phone_numbers.list(phone_number=phone_number, limit=20)
+        if n.phone_number == phone_number
+    ]
     if not found:
         raise LookupError(f"TWILIO_FROM_NUMBER={phone_number} is not a phone number of this Twilio account.")
     return found[0]

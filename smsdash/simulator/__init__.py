@@ -5,6 +5,7 @@ the test suite runs one per session (tests/fixtures_twilio.py). The real twilio 
 through TWILIO_API_BASE_URL, so the app's Twilio code runs unchanged. Numbers: numbers.py;
 knobs: knobs.py; README "Twilio simulator" documents both.
 """
+
 from .callbacks import CallbackRecord, CallbackRequest, HttpTransport, Transport
 from .knobs import KNOB_NAMES, KnobError, Knobs
 from .numbers import (
@@ -29,9 +30,29 @@ from .server import Simulator
 from .store import SimMessage
 
 __all__ = [
-    "CREATE_ERRORS_FROM", "CREATE_ERRORS_TO", "KNOB_NAMES", "OUTCOMES", "TO_BLOCKED",
-    "TO_CARRIER_FILTERED", "TO_FAILED", "TO_INVALID", "TO_LANDLINE", "TO_NO_INTERNATIONAL",
-    "TO_NO_RECEIPT", "TO_NOT_MOBILE", "TO_UNKNOWN_HANDSET", "TO_UNREACHABLE", "TO_UNROUTABLE",
-    "VALID_FROM", "CallbackRecord", "CallbackRequest", "HttpTransport", "KnobError", "Knobs",
-    "SimMessage", "Simulator", "Transport", "outcome_for",
+    "CREATE_ERRORS_FROM",
+    "CREATE_ERRORS_TO",
+    "KNOB_NAMES",
+    "OUTCOMES",
+    "TO_BLOCKED",
+    "TO_CARRIER_FILTERED",
+    "TO_FAILED",
+    "TO_INVALID",
+    "TO_LANDLINE",
+    "TO_NO_INTERNATIONAL",
+    "TO_NO_RECEIPT",
+    "TO_NOT_MOBILE",
+    "TO_UNKNOWN_HANDSET",
+    "TO_UNREACHABLE",
+    "TO_UNROUTABLE",
+    "VALID_FROM",
+    "CallbackRecord",
+    "CallbackRequest",
+    "HttpTransport",
+    "KnobError",
+    "Knobs",
+    "SimMessage",
+    "Simulator",
+    "Transport",
+    "outcome_for",
 ]

@@ -5,6 +5,7 @@ Messaging v1) are rewritten to this one server, so requests are routed on the pa
 Handlers return `(http_status, body)`; `ApiError` carries Twilio's error body
 `{code, message, more_info, status}`.
 """
+
 from __future__ import annotations
 
 import re
@@ -37,6 +38,7 @@ class Simulator(Protocol):
     @property
     def knobs(self) -> Knobs: ...
 
+
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 ACCOUNT = r"/2010-04-01/Accounts/(?P<account>AC[0-9a-fA-F]{32})"
 
@@ -51,9 +53,12 @@ class ApiError(Exception):
         self.message = message or ERROR_MESSAGES.get(code, "Error")
 
     def body(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message,
-                "more_info": f"https://www.twilio.com/docs/errors/{self.code}",
-                "status": self.http_status}
+        return {
+            "code": self.code,
+            "message": self.message,
+            "more_info": f"https://www.twilio.com/docs/errors/{self.code}",
+            "status": self.http_status,
+        }
 
 
 @dataclass
@@ -76,7 +81,7 @@ class Reply:
 
     status: int
     body: dict[str, Any] | None
-    after_accept: bool = False   # a create that was recorded: the timeout knob may hold it
+    after_accept: bool = False  # a create that was recorded: the timeout knob may hold it
 
 
 Handler = Callable[[Simulator, ApiRequest, dict[str, str]], Reply]
@@ -87,6 +92,7 @@ def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
     def register(func: Handler) -> Handler:
         ROUTES.append((method, re.compile(f"^{pattern}$"), func))
         return func
+
     return register
 
 
@@ -117,15 +123,25 @@ def is_create(request: ApiRequest) -> bool:
 def fetch_account(sim: Simulator, request: ApiRequest, args: dict[str, str]) -> Reply:
     uri = f"/{API_VERSION}/Accounts/{sim.account_sid}"
     created = sim.started_at
-    return Reply(200, {
-        "auth_token": sim.auth_token, "date_created": created, "date_updated": created,
-        "friendly_name": "smsdash simulator", "owner_account_sid": sim.account_sid,
-        "sid": sim.account_sid, "status": "active",
-        "type": "Trial" if sim.knobs.trial else "Full", "uri": uri + ".json",
-        "subresource_uris": {"messages": uri + "/Messages.json",
-                             "incoming_phone_numbers": uri + "/IncomingPhoneNumbers.json",
-                             "outgoing_caller_ids": uri + "/OutgoingCallerIds.json"},
-    })
+    return Reply(
+        200,
+        {
+            "auth_token": sim.auth_token,
+            "date_created": created,
+            "date_updated": created,
+            "friendly_name": "smsdash simulator",
+            "owner_account_sid": sim.account_sid,
+            "sid": sim.account_sid,
+            "status": "active",
+            "type": "Trial" if sim.knobs.trial else "Full",
+            "uri": uri + ".json",
+            "subresource_uris": {
+                "messages": uri + "/Messages.json",
+                "incoming_phone_numbers": uri + "/IncomingPhoneNumbers.json",
+                "outgoing_caller_ids": uri + "/OutgoingCallerIds.json",
+            },
+        },
+    )
 
 
 @route("GET", ACCOUNT + r"/OutgoingCallerIds\.json")
@@ -136,10 +152,17 @@ def list_caller_ids(sim: Simulator, request: ApiRequest, args: dict[str, str]) -
         if wanted and number != wanted:
             continue
         sid = "PN" + f"{index:032x}"
-        records.append({"sid": sid, "account_sid": sim.account_sid, "phone_number": number,
-                        "friendly_name": number, "date_created": sim.started_at,
-                        "date_updated": sim.started_at,
-                        "uri": f"/{API_VERSION}/Accounts/{sim.account_sid}/OutgoingCallerIds/{sid}.json"})
+        records.append(
+            {
+                "sid": sid,
+                "account_sid": sim.account_sid,
+                "phone_number": number,
+                "friendly_name": number,
+                "date_created": sim.started_at,
+                "date_updated": sim.started_at,
+                "uri": f"/{API_VERSION}/Accounts/{sim.account_sid}/OutgoingCallerIds/{sid}.json",
+            }
+        )
     return page_reply(request, "outgoing_caller_ids", records)
 
 
@@ -147,8 +170,7 @@ def list_caller_ids(sim: Simulator, request: ApiRequest, args: dict[str, str]) -
 def list_numbers(sim: Simulator, request: ApiRequest, args: dict[str, str]) -> Reply:
     wanted = request.arg("PhoneNumber")
     with sim.store.lock:
-        records = [n.to_json() for n in sim.store.numbers.values()
-                   if not wanted or n.phone_number == wanted]
+        records = [n.to_json() for n in sim.store.numbers.values() if not wanted or n.phone_number == wanted]
     return page_reply(request, "incoming_phone_numbers", records)
 
 
@@ -225,10 +247,19 @@ def create_message(sim: Simulator, request: ApiRequest, args: dict[str, str]) ->
         body = smart_encode(body)  # what Twilio stores, lists and sends, not what we were given
     moment = now()
     message = SimMessage(
-        sid=new_sid("SM"), account_sid=sim.account_sid, to=to, from_=from_, body=body,
-        status_callback=callback, messaging_service_sid=service_sid, params=dict(form),
-        status="accepted" if service_sid else "queued", date_created=moment,
-        date_sent=moment, date_updated=moment)
+        sid=new_sid("SM"),
+        account_sid=sim.account_sid,
+        to=to,
+        from_=from_,
+        body=body,
+        status_callback=callback,
+        messaging_service_sid=service_sid,
+        params=dict(form),
+        status="accepted" if service_sid else "queued",
+        date_created=moment,
+        date_sent=moment,
+        date_updated=moment,
+    )
     sim.store.add_message(message)
     sim.player.schedule(message)
     return Reply(201, message.to_json(), after_accept=True)
@@ -245,8 +276,7 @@ def fetch_message(sim: Simulator, request: ApiRequest, args: dict[str, str]) -> 
 
 @route("GET", ACCOUNT + r"/Messages\.json")
 def list_messages(sim: Simulator, request: ApiRequest, args: dict[str, str]) -> Reply:
-    filters = [(op, value) for op in ("", "<", ">")
-               for value in request.query.get("DateSent" + op, [])]
+    filters = [(op, value) for op in ("", "<", ">") for value in request.query.get("DateSent" + op, [])]
     selected = sim.store.list_messages(request.arg("To"), request.arg("From"), filters)
     with sim.store.lock:
         records = [m.to_json() for m in selected]
@@ -261,21 +291,30 @@ def page_reply(request: ApiRequest, key: str, records: list[dict[str, Any]]) -> 
     except ValueError as exc:
         raise ApiError(400, 20001, "Invalid paging parameter") from exc
     start = page * size
-    chunk = records[start:start + size]
+    chunk = records[start : start + size]
     filters = {k: v[-1] for k, v in request.query.items() if k not in ("Page", "PageSize", "PageToken")}
 
     def uri(number: int) -> str:
-        query = urlencode({**filters, "PageSize": size, "Page": number,
-                           **({"PageToken": f"PA{number * size}"} if number else {})})
+        query = urlencode(
+            {**filters, "PageSize": size, "Page": number, **({"PageToken": f"PA{number * size}"} if number else {})}
+        )
         return f"{request.path}?{query}"
 
     has_next = start + size < len(records)
-    return Reply(200, {
-        key: chunk, "end": start + len(chunk) - 1 if chunk else start, "first_page_uri": uri(0),
-        "next_page_uri": uri(page + 1) if has_next else None, "page": page, "page_size": size,
-        "previous_page_uri": uri(page - 1) if page else None, "start": start,
-        "uri": f"{request.path}?{urlencode({**filters, 'PageSize': size, 'Page': page})}",
-    })
+    return Reply(
+        200,
+        {
+            key: chunk,
+            "end": start + len(chunk) - 1 if chunk else start,
+            "first_page_uri": uri(0),
+            "next_page_uri": uri(page + 1) if has_next else None,
+            "page": page,
+            "page_size": size,
+            "previous_page_uri": uri(page - 1) if page else None,
+            "start": start,
+            "uri": f"{request.path}?{urlencode({**filters, 'PageSize': size, 'Page': page})}",
+        },
+    )
 
 
 # -- Messaging v1: services ------------------------------------------------------------------
@@ -285,9 +324,21 @@ def list_services(sim: Simulator, request: ApiRequest, args: dict[str, str]) -> 
     with sim.store.lock:
         records = [s.to_json(sim.messaging_base, sim.knobs.smart_encoding) for s in sim.store.services.values()][:size]
     url = f"{sim.messaging_base}/v1/Services?PageSize={size}&Page=0"
-    return Reply(200, {"services": records, "meta": {
-        "page": 0, "page_size": size, "first_page_url": url, "previous_page_url": None,
-        "url": url, "next_page_url": None, "key": "services"}})
+    return Reply(
+        200,
+        {
+            "services": records,
+            "meta": {
+                "page": 0,
+                "page_size": size,
+                "first_page_url": url,
+                "previous_page_url": None,
+                "url": url,
+                "next_page_url": None,
+                "key": "services",
+            },
+        },
+    )
 
 
 @route("GET", r"/v1/Services/(?P<sid>MG[0-9a-fA-F]{32})")

@@ -6,6 +6,7 @@ fetch by the reconciler sees it) and its callback is handed to the transport, dr
 for `flush_callbacks()`, as the knobs say. Events wait in one heap served by one scheduler
 thread; a small thread pool does the POSTs so a slow receiver cannot stall the schedule.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -43,7 +44,7 @@ class CallbackRecord:
     """What happened to one callback: its request, the receiver's HTTP status or the error."""
 
     request: CallbackRequest
-    outcome: str                      # "delivered" (sent to the transport), "dropped" or "error"
+    outcome: str  # "delivered" (sent to the transport), "dropped" or "error"
     status_code: int | None = None
     error: str | None = None
     at: float = field(default_factory=time.time)
@@ -74,17 +75,23 @@ class HttpTransport:
         self.timeout = timeout
 
     def __call__(self, request: CallbackRequest) -> int:
-        response = self.session.post(request.url, data=request.params, headers=request.headers,
-                                     timeout=self.timeout, allow_redirects=False)
+        response = self.session.post(
+            request.url, data=request.params, headers=request.headers, timeout=self.timeout, allow_redirects=False
+        )
         return response.status_code
 
 
 def callback_params(message: SimMessage, status: str, error_code: int | None) -> dict[str, str]:
     """Twilio's status callback parameters for `message` reaching `status`."""
     params = {
-        "MessageSid": message.sid, "SmsSid": message.sid, "AccountSid": message.account_sid,
-        "From": message.from_ or "", "To": message.to, "ApiVersion": API_VERSION,
-        "MessageStatus": status, "SmsStatus": status,
+        "MessageSid": message.sid,
+        "SmsSid": message.sid,
+        "AccountSid": message.account_sid,
+        "From": message.from_ or "",
+        "To": message.to,
+        "ApiVersion": API_VERSION,
+        "MessageStatus": status,
+        "SmsStatus": status,
     }
     if message.messaging_service_sid:
         params["MessagingServiceSid"] = message.messaging_service_sid
@@ -95,14 +102,21 @@ def callback_params(message: SimMessage, status: str, error_code: int | None) ->
     return params
 
 
-def inbound_params(account_sid: str, from_: str, to: str, body: str,
-                   service_sid: str | None) -> dict[str, str]:
+def inbound_params(account_sid: str, from_: str, to: str, body: str, service_sid: str | None) -> dict[str, str]:
     """Twilio's parameters for an incoming SMS webhook (a recipient's reply, e.g. STOP)."""
     sid = "SM" + secrets.token_hex(16)
     params = {
-        "MessageSid": sid, "SmsSid": sid, "SmsMessageSid": sid, "AccountSid": account_sid,
-        "From": from_, "To": to, "Body": body, "NumMedia": "0", "NumSegments": "1",
-        "SmsStatus": "received", "ApiVersion": API_VERSION,
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "SmsMessageSid": sid,
+        "AccountSid": account_sid,
+        "From": from_,
+        "To": to,
+        "Body": body,
+        "NumMedia": "0",
+        "NumSegments": "1",
+        "SmsStatus": "received",
+        "ApiVersion": API_VERSION,
     }
     if service_sid:
         params["MessagingServiceSid"] = service_sid
@@ -123,8 +137,14 @@ class _Event:
 class CallbackPlayer:
     """Schedules each message's status events and delivers their signed callbacks."""
 
-    def __init__(self, store: Store, knobs: Callable[[], Knobs], rng: Callable[[], random.Random],
-                 transport: Transport, workers: int = 8) -> None:
+    def __init__(
+        self,
+        store: Store,
+        knobs: Callable[[], Knobs],
+        rng: Callable[[], random.Random],
+        transport: Transport,
+        workers: int = 8,
+    ) -> None:
         self.store = store
         self.knobs = knobs
         self.rng = rng
@@ -158,8 +178,10 @@ class CallbackPlayer:
             delays = [high, low] if knobs.callback_reorder else [low, high]
         with self._cond:
             for (status, code, _), delay in zip(steps, delays, strict=True):
-                heapq.heappush(self._heap, _Event(start + delay, next(self._seq), message.sid, status,
-                                                  code, url, 1 + knobs.callback_repeat))
+                heapq.heappush(
+                    self._heap,
+                    _Event(start + delay, next(self._seq), message.sid, status, code, url, 1 + knobs.callback_repeat),
+                )
             self._cond.notify()
 
     @staticmethod
@@ -212,11 +234,15 @@ class CallbackPlayer:
 
     def signed(self, url: str, params: dict[str, str]) -> CallbackRequest:
         """A request Twilio would make: `params` form-encoded, signed over `url` with the auth token."""
-        return CallbackRequest(url, params, {
-            "X-Twilio-Signature": self.validator.compute_signature(url, params),
-            "Content-Type": "application/x-www-form-urlencoded",
-            "User-Agent": "TwilioProxy/1.1",
-        })
+        return CallbackRequest(
+            url,
+            params,
+            {
+                "X-Twilio-Signature": self.validator.compute_signature(url, params),
+                "Content-Type": "application/x-www-form-urlencoded",
+                "User-Agent": "TwilioProxy/1.1",
+            },
+        )
 
     def send(self, request: CallbackRequest) -> CallbackRecord:
         """Hand one callback to the transport now, in the calling thread."""

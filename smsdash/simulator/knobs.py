@@ -5,6 +5,7 @@ is something a test or benchmark turns on deliberately. `Knobs.updated(mapping)`
 way to change them, shared by the constructor, the CLI and `POST /_sim/knobs`, so the three
 cannot disagree about names or types.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,24 +25,24 @@ class KnobError(ValueError):
 class Knobs:
     """What the simulator does beyond answering correctly. Times are in seconds, rates in 0..1."""
 
-    latency: float = 0.0                 # added to every API request before it is answered
-    error_500_rate: float = 0.0          # share of requests answered 500 (code 20500)
-    error_429_rate: float = 0.0          # share of requests answered 429 (code 20429)
-    error_scope: str = "create"          # "create": only Messages create errs; "all": every API call
-    timeout_rate: float = 0.0            # share of creates accepted and recorded, then never answered
-    timeout_mode: str = "hang"           # "hang": hold the connection open; "close": drop it at once
-    hang_seconds: float = 30.0           # how long a hung create holds its connection (> read timeout)
-    callback_sent_delay: float = 0.5     # create -> `sent` callback
-    callback_final_delay: float = 2.0    # create -> final (delivered/undelivered/failed) callback
-    callback_jitter: float = 0.2         # each delay varies by up to this share either way
-    callback_drop_rate: float = 0.0      # share of callbacks never sent (the status still changes)
-    callback_reorder: bool = False       # send the final callback before `sent`
-    callback_repeat: int = 0             # extra copies of every callback
-    hold_callbacks: bool = False         # keep callbacks until flush_callbacks() (tests' determinism)
-    trial: bool = False                  # account type Trial: only verified numbers may be sent to
-    smart_encoding: bool = False         # a Messaging Service's sends keep the smart-encoded body
+    latency: float = 0.0  # added to every API request before it is answered
+    error_500_rate: float = 0.0  # share of requests answered 500 (code 20500)
+    error_429_rate: float = 0.0  # share of requests answered 429 (code 20429)
+    error_scope: str = "create"  # "create": only Messages create errs; "all": every API call
+    timeout_rate: float = 0.0  # share of creates accepted and recorded, then never answered
+    timeout_mode: str = "hang"  # "hang": hold the connection open; "close": drop it at once
+    hang_seconds: float = 30.0  # how long a hung create holds its connection (> read timeout)
+    callback_sent_delay: float = 0.5  # create -> `sent` callback
+    callback_final_delay: float = 2.0  # create -> final (delivered/undelivered/failed) callback
+    callback_jitter: float = 0.2  # each delay varies by up to this share either way
+    callback_drop_rate: float = 0.0  # share of callbacks never sent (the status still changes)
+    callback_reorder: bool = False  # send the final callback before `sent`
+    callback_repeat: int = 0  # extra copies of every callback
+    hold_callbacks: bool = False  # keep callbacks until flush_callbacks() (tests' determinism)
+    trial: bool = False  # account type Trial: only verified numbers may be sent to
+    smart_encoding: bool = False  # a Messaging Service's sends keep the smart-encoded body
     verified_numbers: tuple[str, ...] = field(default_factory=tuple)
-    seed: int | None = None              # seeds the random draws behind the rates and jitter
+    seed: int | None = None  # seeds the random draws behind the rates and jitter
 
     def updated(self, changes: Mapping[str, Any]) -> Knobs:
         """A copy with `changes` applied, each value coerced to its knob's type and checked."""
@@ -61,8 +62,7 @@ class Knobs:
                 raise KnobError(f"{name} must be between 0 and 1")
         if self.error_500_rate + self.error_429_rate > 1.0:
             raise KnobError("error_500_rate + error_429_rate must not exceed 1")
-        for name in ("latency", "hang_seconds", "callback_sent_delay", "callback_final_delay",
-                     "callback_jitter"):
+        for name in ("latency", "hang_seconds", "callback_sent_delay", "callback_final_delay", "callback_jitter"):
             if getattr(self, name) < 0:
                 raise KnobError(f"{name} must not be negative")
         if self.callback_repeat < 0:

@@ -5,6 +5,7 @@ Twilio's test credentials accept `From +15005550006` and fail these `To` numbers
 `undelivered` or `failed` through their status callbacks, so a demo shows every outcome; the last
 two digits echo the error code (…0303 -> 30003). Every other number is delivered.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,24 +13,24 @@ from dataclasses import dataclass
 VALID_FROM = "+15005550006"
 
 # To numbers rejected at create (HTTP 400), as Twilio documents for test credentials.
-TO_INVALID = "+15005550001"            # 21211 invalid 'To' number
-TO_UNROUTABLE = "+15005550002"         # 21612 cannot route to this number
-TO_NO_INTERNATIONAL = "+15005550003"   # 21408 no permission for the region
-TO_BLOCKED = "+15005550004"            # 21610 recipient replied STOP
-TO_NOT_MOBILE = "+15005550009"         # 21614 not a mobile number
+TO_INVALID = "+15005550001"  # 21211 invalid 'To' number
+TO_UNROUTABLE = "+15005550002"  # 21612 cannot route to this number
+TO_NO_INTERNATIONAL = "+15005550003"  # 21408 no permission for the region
+TO_BLOCKED = "+15005550004"  # 21610 recipient replied STOP
+TO_NOT_MOBILE = "+15005550009"  # 21614 not a mobile number
 
 # From numbers rejected at create, as Twilio documents for test credentials.
-FROM_INVALID = "+15005550001"          # 21212 invalid 'From' number
-FROM_NOT_OWNED = "+15005550007"        # 21606 'From' is not SMS-capable / not yours
-FROM_QUEUE_FULL = "+15005550008"       # 21611 the From number's queue is full
+FROM_INVALID = "+15005550001"  # 21212 invalid 'From' number
+FROM_NOT_OWNED = "+15005550007"  # 21606 'From' is not SMS-capable / not yours
+FROM_QUEUE_FULL = "+15005550008"  # 21611 the From number's queue is full
 
 # Our own: accepted, `sent`, then a final failure delivered by callback (and by fetch).
-TO_UNREACHABLE = "+15005550303"        # undelivered 30003 unreachable handset
-TO_UNKNOWN_HANDSET = "+15005550305"    # undelivered 30005 unknown destination handset
-TO_LANDLINE = "+15005550306"           # undelivered 30006 landline or unreachable carrier
-TO_CARRIER_FILTERED = "+15005550307"   # undelivered 30007 carrier filtered (spam)
-TO_FAILED = "+15005550308"             # failed 30008 unknown error, after `sent`
-TO_NO_RECEIPT = "+15005550310"         # stays `sent`: the carrier never returns a receipt
+TO_UNREACHABLE = "+15005550303"  # undelivered 30003 unreachable handset
+TO_UNKNOWN_HANDSET = "+15005550305"  # undelivered 30005 unknown destination handset
+TO_LANDLINE = "+15005550306"  # undelivered 30006 landline or unreachable carrier
+TO_CARRIER_FILTERED = "+15005550307"  # undelivered 30007 carrier filtered (spam)
+TO_FAILED = "+15005550308"  # failed 30008 unknown error, after `sent`
+TO_NO_RECEIPT = "+15005550310"  # stays `sent`: the carrier never returns a receipt
 
 ERROR_MESSAGES: dict[int, str] = {
     20003: "Authenticate",
@@ -42,10 +43,10 @@ ERROR_MESSAGES: dict[int, str] = {
     21603: "A 'From' phone number is required.",
     21604: "A 'To' phone number is required.",
     21606: "The 'From' phone number provided is not a valid message-capable Twilio phone number "
-           "for this destination/account",
+    "for this destination/account",
     21608: "The number is unverified. Trial accounts cannot send messages to unverified numbers; "
-           "verify it at twilio.com/user/account/phone-numbers/verified, or purchase a Twilio number "
-           "to send messages to unverified numbers",
+    "verify it at twilio.com/user/account/phone-numbers/verified, or purchase a Twilio number "
+    "to send messages to unverified numbers",
     21610: "Attempt to send to unsubscribed recipient",
     21611: "This 'From' number has exceeded the maximum number of queued messages",
     21612: "The 'To' phone number is not currently reachable via SMS",

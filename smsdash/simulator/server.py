@@ -6,6 +6,7 @@ parse, a dict lookup and a JSON dump. `/_sim/...` is the control surface (knobs,
 inspection) for bench scripts and `make run` users; it needs no auth and the server binds to
 loopback.
 """
+
 from __future__ import annotations
 
 import base64
@@ -46,9 +47,18 @@ class _Server(ThreadingHTTPServer):
 class Simulator:
     """A running fake Twilio account. Construct, `start()`, point TWILIO_API_BASE_URL at `base_url`."""
 
-    def __init__(self, account_sid: str, auth_token: str, *, host: str = "127.0.0.1", port: int = 0,
-                 from_number: str = VALID_FROM, messaging_service_sid: str | None = None,
-                 knobs: Knobs | Mapping[str, Any] | None = None, transport: Transport | None = None) -> None:
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        from_number: str = VALID_FROM,
+        messaging_service_sid: str | None = None,
+        knobs: Knobs | Mapping[str, Any] | None = None,
+        transport: Transport | None = None,
+    ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.from_number = from_number
@@ -61,10 +71,8 @@ class Simulator:
         self._release = threading.Event()
         self.default_transport: Transport = transport or HttpTransport()
         self.store = Store(account_sid, auth_token, from_number, messaging_service_sid)
-        self.player = CallbackPlayer(self.store, lambda: self._knobs, lambda: self._rng,
-                                     self.default_transport)
-        self._expected_auth = "Basic " + base64.b64encode(
-            f"{account_sid}:{auth_token}".encode()).decode()
+        self.player = CallbackPlayer(self.store, lambda: self._knobs, lambda: self._rng, self.default_transport)
+        self._expected_auth = "Basic " + base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -74,8 +82,9 @@ class Simulator:
         server.simulator = self
         self._server = server
         self.port = int(server.server_address[1])
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="sim-http", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="sim-http", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -117,8 +126,12 @@ class Simulator:
 
     def client_config(self) -> dict[str, str]:
         """The TWILIO_* settings that point an app (or `build_client`) at this simulator."""
-        return {"TWILIO_ACCOUNT_SID": self.account_sid, "TWILIO_AUTH_TOKEN": self.auth_token,
-                "TWILIO_FROM_NUMBER": self.from_number, "TWILIO_API_BASE_URL": self.base_url}
+        return {
+            "TWILIO_ACCOUNT_SID": self.account_sid,
+            "TWILIO_AUTH_TOKEN": self.auth_token,
+            "TWILIO_FROM_NUMBER": self.from_number,
+            "TWILIO_API_BASE_URL": self.base_url,
+        }
 
     def set_transport(self, transport: Transport | None) -> None:
         """Where callbacks go from now on (None: back to the default transport)."""
@@ -172,15 +185,14 @@ class Simulator:
         target = url or service.inbound_request_url or number.sms_url
         if not target:
             return None
-        params = inbound_params(self.account_sid, from_, self.from_number, body,
-                                service.sid if via_service else None)
+        params = inbound_params(self.account_sid, from_, self.from_number, body, service.sid if via_service else None)
         record = self.player.send(self.player.signed(target, params))
         self.player.log(record)
         return record
 
     def control(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         """The /_sim/ control endpoints: knobs (GET/POST), reset, messages, callbacks, settle."""
-        name = path[len(CONTROL_PREFIX):].strip("/")
+        name = path[len(CONTROL_PREFIX) :].strip("/")
         if name == "knobs" and method == "GET":
             return 200, self.knobs.as_dict()
         if name == "knobs" and method == "POST":
@@ -194,8 +206,16 @@ class Simulator:
         if name == "messages" and method == "GET":
             return 200, [m.to_json() for m in self.messages]
         if name == "callbacks" and method == "GET":
-            return 200, [{"url": r.request.url, "params": r.params, "outcome": r.outcome,
-                          "status_code": r.status_code, "error": r.error} for r in self.callbacks]
+            return 200, [
+                {
+                    "url": r.request.url,
+                    "params": r.params,
+                    "outcome": r.outcome,
+                    "status_code": r.status_code,
+                    "error": r.error,
+                }
+                for r in self.callbacks
+            ]
         if name == "inbound" and method == "POST":
             record = self.inbound(str(body.get("from", "")), str(body.get("body", "")), body.get("url"))
             if record is None:
@@ -250,9 +270,12 @@ class _Handler(BaseHTTPRequestHandler):
         if knobs.latency and sim.hang_release.wait(knobs.latency):
             self._drop_connection()  # reset() during the wait: this request belongs to a past test
             return
-        request = ApiRequest(self.command, parts.path, parse_qs(parts.query, keep_blank_values=True),
-                             {k: v[-1] for k, v in parse_qs(raw.decode("utf-8"),
-                                                            keep_blank_values=True).items()})
+        request = ApiRequest(
+            self.command,
+            parts.path,
+            parse_qs(parts.query, keep_blank_values=True),
+            {k: v[-1] for k, v in parse_qs(raw.decode("utf-8"), keep_blank_values=True).items()},
+        )
         try:
             reply = self._answer(sim, knobs, request)
         except ApiError as exc:

@@ -5,6 +5,7 @@ spec in shared/twilio-oai) so the real SDK parses them unchanged. One lock guard
 every operation under it is O(1) or a scan of one recipient's messages, so the server stays
 cheap per request.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -18,8 +19,7 @@ from .numbers import ERROR_MESSAGES
 
 API_VERSION = "2010-04-01"
 # Later statuses rank higher; a stored message never moves backwards (callbacks may be reordered).
-STATUS_RANK = {"accepted": 0, "queued": 0, "sending": 1, "sent": 2,
-               "delivered": 3, "undelivered": 3, "failed": 3}
+STATUS_RANK = {"accepted": 0, "queued": 0, "sending": 1, "sent": 2, "delivered": 3, "undelivered": 3, "failed": 3}
 
 
 def new_sid(prefix: str) -> str:
@@ -111,18 +111,33 @@ class SimService:
         which decides whether this service's sends keep a smart-encoded body."""
         url = f"{base_url}/v1/Services/{self.sid}"
         return {
-            "sid": self.sid, "account_sid": self.account_sid, "friendly_name": self.friendly_name,
+            "sid": self.sid,
+            "account_sid": self.account_sid,
+            "friendly_name": self.friendly_name,
             "date_created": self.date_created.isoformat().replace("+00:00", "Z"),
             "date_updated": self.date_updated.isoformat().replace("+00:00", "Z"),
-            "inbound_request_url": self.inbound_request_url, "inbound_method": self.inbound_method,
-            "fallback_url": None, "fallback_method": "POST", "status_callback": self.status_callback,
-            "sticky_sender": True, "mms_converter": True, "smart_encoding": smart_encoding,
-            "scan_message_content": "inherit", "fallback_to_long_code": True,
-            "area_code_geomatch": True, "synchronous_validation": True, "validity_period": 14400,
-            "url": url, "usecase": "notifications", "us_app_to_person_registered": False,
+            "inbound_request_url": self.inbound_request_url,
+            "inbound_method": self.inbound_method,
+            "fallback_url": None,
+            "fallback_method": "POST",
+            "status_callback": self.status_callback,
+            "sticky_sender": True,
+            "mms_converter": True,
+            "smart_encoding": smart_encoding,
+            "scan_message_content": "inherit",
+            "fallback_to_long_code": True,
+            "area_code_geomatch": True,
+            "synchronous_validation": True,
+            "validity_period": 14400,
+            "url": url,
+            "usecase": "notifications",
+            "us_app_to_person_registered": False,
             "use_inbound_webhook_on_number": False,
-            "links": {"phone_numbers": f"{url}/PhoneNumbers", "short_codes": f"{url}/ShortCodes",
-                      "alpha_senders": f"{url}/AlphaSenders"},
+            "links": {
+                "phone_numbers": f"{url}/PhoneNumbers",
+                "short_codes": f"{url}/ShortCodes",
+                "alpha_senders": f"{url}/AlphaSenders",
+            },
         }
 
 
@@ -140,19 +155,40 @@ class SimNumber:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "account_sid": self.account_sid, "address_sid": None, "address_requirements": "none",
-            "api_version": API_VERSION, "beta": False,
+            "account_sid": self.account_sid,
+            "address_sid": None,
+            "address_requirements": "none",
+            "api_version": API_VERSION,
+            "beta": False,
             "capabilities": {"voice": True, "sms": True, "mms": True, "fax": False},
-            "date_created": rfc2822(self.date_created), "date_updated": rfc2822(self.date_updated),
-            "friendly_name": self.phone_number, "identity_sid": None, "phone_number": self.phone_number,
-            "origin": "twilio", "sid": self.sid, "sms_application_sid": "", "sms_fallback_method": "POST",
-            "sms_fallback_url": "", "sms_method": self.sms_method, "sms_url": self.sms_url,
-            "status_callback": "", "status_callback_method": "POST", "trunk_sid": None,
+            "date_created": rfc2822(self.date_created),
+            "date_updated": rfc2822(self.date_updated),
+            "friendly_name": self.phone_number,
+            "identity_sid": None,
+            "phone_number": self.phone_number,
+            "origin": "twilio",
+            "sid": self.sid,
+            "sms_application_sid": "",
+            "sms_fallback_method": "POST",
+            "sms_fallback_url": "",
+            "sms_method": self.sms_method,
+            "sms_url": self.sms_url,
+            "status_callback": "",
+            "status_callback_method": "POST",
+            "trunk_sid": None,
             "uri": f"/{API_VERSION}/Accounts/{self.account_sid}/IncomingPhoneNumbers/{self.sid}.json",
-            "voice_receive_mode": "voice", "voice_application_sid": None, "voice_caller_id_lookup": False,
-            "voice_fallback_method": "POST", "voice_fallback_url": None, "voice_method": "POST",
-            "voice_url": None, "emergency_status": "Inactive", "emergency_address_sid": None,
-            "emergency_address_status": "unregistered", "bundle_sid": None, "status": "in-use",
+            "voice_receive_mode": "voice",
+            "voice_application_sid": None,
+            "voice_caller_id_lookup": False,
+            "voice_fallback_method": "POST",
+            "voice_fallback_url": None,
+            "voice_method": "POST",
+            "voice_url": None,
+            "emergency_status": "Inactive",
+            "emergency_address_sid": None,
+            "emergency_address_status": "unregistered",
+            "bundle_sid": None,
+            "status": "in-use",
             "type": "local",
         }
 
@@ -184,8 +220,7 @@ def matches_date_sent(sent: datetime | None, op: str, raw: str) -> bool:
 class Store:
     """Thread-safe in-memory state of one simulated account."""
 
-    def __init__(self, account_sid: str, auth_token: str, from_number: str,
-                 service_sid: str | None = None) -> None:
+    def __init__(self, account_sid: str, auth_token: str, from_number: str, service_sid: str | None = None) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.from_number = from_number
@@ -198,10 +233,10 @@ class Store:
         with self.lock:
             self.messages: dict[str, SimMessage] = {}
             self.by_to: dict[str, list[SimMessage]] = {}
-            self.numbers = {n.sid: n for n in [
-                SimNumber("PN" + self.account_sid[2:], self.account_sid, self.from_number)]}
-            default_service = SimService(self.default_service_sid, self.account_sid,
-                                         "smsdash simulator")
+            self.numbers = {
+                n.sid: n for n in [SimNumber("PN" + self.account_sid[2:], self.account_sid, self.from_number)]
+            }
+            default_service = SimService(self.default_service_sid, self.account_sid, "smsdash simulator")
             self.services = {default_service.sid: default_service}
 
     def add_message(self, message: SimMessage) -> None:
@@ -220,13 +255,15 @@ class Store:
             message.date_updated = now()
             return message
 
-    def list_messages(self, to: str | None, from_: str | None,
-                      date_filters: list[tuple[str, str]]) -> list[SimMessage]:
+    def list_messages(self, to: str | None, from_: str | None, date_filters: list[tuple[str, str]]) -> list[SimMessage]:
         """Messages matching the filters, newest first, as Twilio lists them."""
         with self.lock:
             pool = list(self.by_to.get(to, [])) if to else list(self.messages.values())
-        selected = [m for m in pool
-                    if (from_ is None or m.from_ == from_)
-                    and all(matches_date_sent(m.date_sent, op, raw) for op, raw in date_filters)]
+        selected = [
+            m
+            for m in pool
+            if (from_ is None or m.from_ == from_)
+            and all(matches_date_sent(m.date_sent, op, raw) for op, raw in date_filters)
+        ]
         selected.reverse()
         return selected

@@ -4,6 +4,7 @@ An operator should get the same answer for the same text whichever way they send
 ask `body_problem` and show its words as they are. The limit is Twilio's: the Messages API
 accepts a `Body` of up to 1,600 characters and rejects longer ones with error 21617.
 """
+
 from __future__ import annotations
 
 MAX_BODY_CHARS = 1600

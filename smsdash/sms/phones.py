@@ -1,4 +1,5 @@
 """Phone numbers: anything an operator types, normalised to E.164, or a clear reason why not."""
+
 from __future__ import annotations
 
 import re

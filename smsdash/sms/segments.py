@@ -4,6 +4,7 @@ An operator pays per segment, and one emoji can triple a message's cost by switc
 body from GSM-7 (160 septets, 153 per part when split) to UCS-2 (70 UTF-16 code units, 67 per
 part). The compose page shows this live, and the server is the source of truth for it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

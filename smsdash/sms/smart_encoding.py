@@ -21,6 +21,7 @@ guessed: the page shows the unusual spaces as a blank while the calculator write
 seven for a tab), so `comparable()` folds every run of spaces into one; and the calculator turns
 ‹ into > and › into <, which reads like a slip, so both marks map to the bracket they look like.
 """
+
 from __future__ import annotations
 
 import re
@@ -31,7 +32,7 @@ from smsdash.sms.segments import is_gsm7
 _REPLACED_BY: dict[str, str] = {
     '"': "\u00ab\u00bb\u201c\u201d\u02ba\u02ee\u201f\u201e\u275d\u275e\u301d\u301e\uff02",
     "'": "\u2018\u2019\u02bb\u02c8\u02bc\u02bd\u02b9\u201b\uff07\u00b4\u02ca\u0060\u02cb\u275b\u275c"
-         "\u0313\u0314\ufe10\ufe11",
+    "\u0313\u0314\ufe10\ufe11",
     "/": "\u00f7\u29f8\u0337\u0338\u2044\u2215\uff0f",
     "1/4": "\u00bc",
     "1/2": "\u00bd",
@@ -51,7 +52,7 @@ _REPLACED_BY: dict[str, str] = {
     "(": "\u2768\u276a\ufe59\uff08\u27ee\u2985",
     ")": "\u2769\u276b\ufe5a\uff09\u27ef\u2986",
     "*": "\u204e\u2217\u229b\u2722\u2723\u2724\u2725\u2731\u2732\u2733\u273a\u273b\u273c\u273d\u2743"
-         "\u2749\u274a\u274b\u29c6\ufe61\uff0a",
+    "\u2749\u274a\u274b\u29c6\ufe61\uff0a",
     "+": "\u02d6\ufe62\uff0b",
     ".": "\u3002\ufe52\uff0e\uff61",
     "...": "\u2026",
@@ -68,20 +69,23 @@ _REPLACED_BY: dict[str, str] = {
     "]": "\uff3d",
     "~": "\u02dc\u02f7\u0303\u0330\u0334\u223c\uff5e",
     " ": "\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"
-         "\u2028\u2029\u0009\u0080\u008d\u0090\u009b\u009f",
+    "\u2028\u2029\u0009\u0080\u008d\u0090\u009b\u009f",
     "": "\u0000\u0003\u0004\u0010\u0011\u0012\u0013\u0014\u0017\u0019\u2060\u200b\ufeff",
 }
 # Fullwidth capitals and small capitals (Twilio lists both; Q and X have no small capital).
-_LETTERS: dict[str, str] = {
-    chr(0xFF21 + i): letter for i, letter in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-} | dict(zip("\u1d00\u0299\u1d04\u1d05\u1d07\ua730\u0262\u029c\u026a\u1d0a\u1d0b\u029f\u1d0d"
-             "\u0274\u1d0f\u1d18\u0280\ua731\u1d1b\u1d1c\u1d20\u1d21\u028f\u1d22",
-             "ABCDEFGHIJKLMNOPRSTUVWYZ", strict=True))
+_LETTERS: dict[str, str] = {chr(0xFF21 + i): letter for i, letter in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZ")} | dict(
+    zip(
+        "\u1d00\u0299\u1d04\u1d05\u1d07\ua730\u0262\u029c\u026a\u1d0a\u1d0b\u029f\u1d0d"
+        "\u0274\u1d0f\u1d18\u0280\ua731\u1d1b\u1d1c\u1d20\u1d21\u028f\u1d22",
+        "ABCDEFGHIJKLMNOPRSTUVWYZ",
+        strict=True,
+    )
+)
 _DIGITS: dict[str, str] = {chr(0xFF10 + d): str(d) for d in range(10)}
 
-REPLACEMENTS: dict[str, str] = {
-    char: replacement for replacement, chars in _REPLACED_BY.items() for char in chars
-} | _LETTERS | _DIGITS
+REPLACEMENTS: dict[str, str] = (
+    {char: replacement for replacement, chars in _REPLACED_BY.items() for char in chars} | _LETTERS | _DIGITS
+)
 _TABLE = str.maketrans(REPLACEMENTS)
 _SPACE_RUNS = re.compile(" {2,}")
 

@@ -5,6 +5,7 @@ mock) is honoured by an HTTP client whose `request()` swaps the scheme and host 
 the SDK builds. Everything else, the SDK's request building and error parsing included, runs
 unchanged, which is what lets the tests exercise the real SDK.
 """
+
 from __future__ import annotations
 
 import threading
@@ -30,8 +31,7 @@ class RedirectingHttpClient(TwilioHttpClient):
     """A TwilioHttpClient with (connect, read) timeouts, a pool sized for concurrent sends,
     and, when `base_url` is set, every request sent to that scheme and host instead."""
 
-    def __init__(self, base_url: str | None, connect_timeout: float, read_timeout: float,
-                 pool_size: int) -> None:
+    def __init__(self, base_url: str | None, connect_timeout: float, read_timeout: float, pool_size: int) -> None:
         super().__init__(pool_connections=True, timeout=read_timeout)
         # requests takes a (connect, read) pair; the SDK's own check only accepts a number, so
         # the pair is set after its constructor and used as the default for every request.
@@ -72,12 +72,27 @@ class RedirectingHttpClient(TwilioHttpClient):
         prefix = self.base.path.rstrip("/")
         return urlunsplit((self.base.scheme, self.base.netloc, prefix + parts.path, parts.query, ""))
 
-    def request(self, method: str, url: str, params: Any = None, data: Any = None,
-                headers: Any = None, auth: Any = None, timeout: Any = None,
-                allow_redirects: bool = False) -> Response:
-        return super().request(method, self.rewrite(url), params=params, data=data, headers=headers,
-                               auth=auth, timeout=timeout,
-                               allow_redirects=allow_redirects)
+    def request(
+        self,
+        method: str,
+        url: str,
+        params: Any = None,
+        data: Any = None,
+        headers: Any = None,
+        auth: Any = None,
+        timeout: Any = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        return super().request(
+            method,
+            self.rewrite(url),
+            params=params,
+            data=data,
+            headers=headers,
+            auth=auth,
+            timeout=timeout,
+            allow_redirects=allow_redirects,
+        )
 
 
 def build_client(config: Mapping[str, Any]) -> Client:

@@ -3,6 +3,7 @@
 Kept apart from the send job so the contract test (against Twilio's own OpenAPI spec) and the
 job exercise exactly the same request: From or MessagingServiceSid, To, Body, StatusCallback.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -33,8 +34,7 @@ def send_sms(to: str, body: str, status_callback: str | None) -> MessageInstance
     config = current_app.config
     service_sid = config.get("TWILIO_MESSAGING_SERVICE_SID") or ""
     sender: dict[str, str] = (
-        {"messaging_service_sid": service_sid} if service_sid
-        else {"from_": config.get("TWILIO_FROM_NUMBER") or ""}
+        {"messaging_service_sid": service_sid} if service_sid else {"from_": config.get("TWILIO_FROM_NUMBER") or ""}
     )
     # Messages take no StatusCallbackMethod (neither the API spec nor the SDK has one):
     # Twilio always POSTs message status callbacks, which is what the webhook expects.

@@ -3,6 +3,7 @@
 Order, as in the original system: BASE_HOST_URL, else MAIL_APP_HOST, else SERVER_NAME with
 PREFERRED_URL_SCHEME. Status callbacks and signature checks both build on this one answer.
 """
+
 from __future__ import annotations
 
 import ipaddress

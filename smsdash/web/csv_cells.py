@@ -7,6 +7,7 @@ would leak the row or lure a click. A leading apostrophe makes the cell plain te
 injection advice). Only free text goes through here: our own numbers, statuses and E.164 phone
 numbers are kept exact so the export still reads back as data.
 """
+
 from __future__ import annotations
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

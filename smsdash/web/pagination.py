@@ -1,4 +1,5 @@
 """Offset pagination for dashboard tables: one COUNT and one LIMIT/OFFSET query per page."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -48,8 +49,9 @@ def page_number() -> int:
     return max(1, request.args.get("page", 1, type=int) or 1)
 
 
-def paginate(stmt: Select[Any], page: int, per_page: int, *, scalars: bool = True,
-             total: int | None = None) -> Page[Any]:
+def paginate(
+    stmt: Select[Any], page: int, per_page: int, *, scalars: bool = True, total: int | None = None
+) -> Page[Any]:
     """Run `stmt` for one page; a page past the end shows the last page instead of nothing.
 
     A caller that already knows how many rows `stmt` yields passes `total` and saves the COUNT."""

@@ -15,12 +15,14 @@
   confirmation prompts are `data-confirm`, handled in static/js/dashboard.js), and htmx needs
   no `eval`: the templates use no trigger filters and no `hx-on`.
 """
+
 from __future__ import annotations
 
 from flask import Flask, Response, current_app, request
 
-CONTENT_SECURITY_POLICY = ("script-src 'self'; frame-ancestors 'none'; base-uri 'self'; object-src 'none'; "
-                           "form-action 'self'")
+CONTENT_SECURITY_POLICY = (
+    "script-src 'self'; frame-ancestors 'none'; base-uri 'self'; object-src 'none'; form-action 'self'"
+)
 HSTS = "max-age=31536000"
 HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,

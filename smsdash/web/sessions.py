@@ -5,6 +5,7 @@ reads seven cookie settings to save an empty session. Twilio's callbacks (the bu
 never carry a session, so that is pure overhead there. Behaviour is unchanged: the same cookie,
 the same signing, the same `Vary: Cookie` when the session was looked at.
 """
+
 from __future__ import annotations
 
 from flask import Flask, Request, Response

@@ -5,6 +5,7 @@ auth token. Behind Heroku's router or ngrok the app sees plain http and an inter
 URL is rebuilt on the configured public base (BASE_HOST_URL), and the URL as seen (after
 ProxyFix, configured by PROXY_FIX_HOPS) is the fallback.
 """
+
 from __future__ import annotations
 
 import hmac

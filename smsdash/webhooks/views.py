@@ -5,6 +5,7 @@ Both are public (no login, no CSRF token) and trusted only through `X-Twilio-Sig
 fast: on PostgreSQL the usual callback (a known delivery that has its SID) is one statement in
 one round trip (known_callback.py); the rest take the general path through status.py.
 """
+
 from __future__ import annotations
 
 import logging
@@ -35,8 +36,7 @@ OPTED_OUT_CODE = 21610
 def _forbidden(reason: str) -> Response:
     # The log names the path, the reason and the caller; never the token or the signature.
     log.warning("Rejected Twilio webhook %s from %s: %s", request.path, request.remote_addr, reason)
-    return Response("Forbidden: the request is not signed by Twilio for this URL.\n", 403,
-                    mimetype="text/plain")
+    return Response("Forbidden: the request is not signed by Twilio for this URL.\n", 403, mimetype="text/plain")
 
 
 def _bad_request(reason: str) -> Response:
@@ -47,7 +47,8 @@ def _bad_request(reason: str) -> Response:
 _DELIVERIES = Delivery.__table__
 _BY_ID = select(_DELIVERIES.c.id, _DELIVERIES.c.external_message_id).where(_DELIVERIES.c.id == bindparam("p_id"))
 _BY_SID = select(_DELIVERIES.c.id, _DELIVERIES.c.external_message_id).where(
-    _DELIVERIES.c.external_message_id == bindparam("p_sid"))
+    _DELIVERIES.c.external_message_id == bindparam("p_sid")
+)
 
 
 def _find_delivery(delivery_ref: int | None, sid: str) -> tuple[int, str | None] | None:
@@ -102,8 +103,11 @@ def status() -> Response:
         return _bad_request(f"delivery id {raw_ref!r} is not a number")
 
     engine = db.engine
-    if (engine.dialect.name == "postgresql" and callback.error_code != OPTED_OUT_CODE
-            and apply_known(engine, callback, delivery_ref) is not None):
+    if (
+        engine.dialect.name == "postgresql"
+        and callback.error_code != OPTED_OUT_CODE
+        and apply_known(engine, callback, delivery_ref) is not None
+    ):
         return Response("", 200)  # committed: the usual case, in one round trip
     found = _find_delivery(delivery_ref, callback.sid)
     if found is None:
@@ -142,6 +146,5 @@ def inbound() -> Response:
             else:
                 lift_opt_out(phone, sender)
         db.session.commit()
-        log.info("Inbound %s from a recipient: opt-out %s", keyword,
-                 "recorded" if keyword in STOP_WORDS else "lifted")
+        log.info("Inbound %s from a recipient: opt-out %s", keyword, "recorded" if keyword in STOP_WORDS else "lifted")
     return Response(EMPTY_TWIML, 200, mimetype="text/xml")

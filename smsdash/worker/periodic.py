@@ -8,6 +8,7 @@ of workers each task is enqueued once per interval. The timing comes from `rq.cr
 (its interval arithmetic and job history), the leadership from RQScheduler. A task runs as an
 ordinary job inside the worker's app context, so it may use the database and Redis freely.
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,8 +35,11 @@ def register(app: Flask, func: Callable[..., Any], *, seconds: int, timeout: int
     name = f"{func.__module__}.{func.__name__}"
     if any(task.name == name for task in registered):
         return
-    registered.append(CronJob(queue_name=QUEUE_NAME, func=func, interval=seconds,
-                         job_timeout=timeout, result_ttl=seconds * 2, name=name))
+    registered.append(
+        CronJob(
+            queue_name=QUEUE_NAME, func=func, interval=seconds, job_timeout=timeout, result_ttl=seconds * 2, name=name
+        )
+    )
 
 
 def tasks(app: Flask) -> list[CronJob]:

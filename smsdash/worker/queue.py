@@ -1,4 +1,5 @@
 """The one work queue: its name and how to reach it on the app's Redis clients."""
+
 from __future__ import annotations
 
 from flask import Flask

@@ -6,6 +6,7 @@ once, not per job. Its scheduler (RQ's, extended by `periodic`) moves due retrie
 and enqueues the periodic tasks (`smsdash/schedule.py` lists them). This package is a leaf: it
 imports no feature code, and finds the tasks in the app that `create_app` built.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,13 +33,17 @@ class AppWorker(SimpleWorker):
         super().__init__(*args, **kwargs)
         self.app = app
 
-    def _start_scheduler(self, burst: bool = False, logging_level: Any = "INFO",
-                         date_format: str = "", log_format: str = "") -> None:
+    def _start_scheduler(
+        self, burst: bool = False, logging_level: Any = "INFO", date_format: str = "", log_format: str = ""
+    ) -> None:
         kwargs = {k: v for k, v in (("date_format", date_format), ("log_format", log_format)) if v}
         self.scheduler = periodic.PeriodicScheduler(
-            self.queues, connection=self.connection, serializer=self.serializer,
+            self.queues,
+            connection=self.connection,
+            serializer=self.serializer,
             logging_level=logging_level if logging_level is not None else self.log.level,
-            periodic=periodic.tasks(self.app), **kwargs,
+            periodic=periodic.tasks(self.app),
+            **kwargs,
         )
         self.scheduler.acquire_locks()
         if not self.scheduler.acquired_locks:

@@ -1,5 +1,6 @@
 """Log-in throttling: failed attempts are capped per account and per client address, the answer
 never tells which emails are operators, and a Redis outage does not lock operators out."""
+
 from __future__ import annotations
 
 import re
@@ -21,14 +22,16 @@ LOCKED = re.compile(r"Too many failed log-ins\. Try again in (\d+) minutes?\.")
 
 @pytest.fixture(autouse=True)
 def small_limits(app: Flask) -> None:
-    app.config.update(LOGIN_MAX_FAILURES_PER_ACCOUNT=3, LOGIN_MAX_FAILURES_PER_IP=6,
-                      LOGIN_FAILURE_WINDOW_SECONDS=600)
+    app.config.update(LOGIN_MAX_FAILURES_PER_ACCOUNT=3, LOGIN_MAX_FAILURES_PER_IP=6, LOGIN_FAILURE_WINDOW_SECONDS=600)
 
 
 def _log_in(client: FlaskClient, email: str, password: str, address: str = "203.0.113.7") -> TestResponse:
     token = csrf_token_from(client.get("/login").get_data(as_text=True))
-    return client.post("/login", data={"email": email, "password": password, "csrf_token": token},
-                       environ_base={"REMOTE_ADDR": address})
+    return client.post(
+        "/login",
+        data={"email": email, "password": password, "csrf_token": token},
+        environ_base={"REMOTE_ADDR": address},
+    )
 
 
 def _text(response: TestResponse, email: str) -> str:
@@ -46,7 +49,8 @@ def _logged_in(client: FlaskClient) -> bool:
 
 
 def test_an_account_is_locked_after_its_failures_even_for_the_right_password(
-        client: FlaskClient, operator: User) -> None:
+    client: FlaskClient, operator: User
+) -> None:
     for _ in range(3):
         assert _log_in(client, operator.email, "wrong guess").status_code == 401
     response = _log_in(client, operator.email, TEST_PASSWORD)
@@ -96,8 +100,7 @@ def test_an_unknown_email_costs_a_password_hash_check(client: FlaskClient, monke
     assert checked == ["a guess"]
 
 
-def test_a_success_clears_the_accounts_failures_and_uses_no_address_budget(
-        client: FlaskClient, operator: User) -> None:
+def test_a_success_clears_the_accounts_failures_and_uses_no_address_budget(client: FlaskClient, operator: User) -> None:
     for _ in range(2):  # 2 failures then a success, twice
         _log_in(client, operator.email, "wrong guess")
         _log_in(client, operator.email, "wrong guess")
@@ -127,7 +130,8 @@ def redis_down(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.mark.usefixtures("redis_down")
 def test_with_redis_down_log_in_still_works_unthrottled(
-        client: FlaskClient, operator: User, caplog: pytest.LogCaptureFixture) -> None:
+    client: FlaskClient, operator: User, caplog: pytest.LogCaptureFixture
+) -> None:
     for _ in range(4):
         assert _log_in(client, operator.email, "wrong guess").status_code == 401
     assert _log_in(client, operator.email, TEST_PASSWORD).status_code == 302

@@ -1,4 +1,5 @@
 """Contacts and groups: CRUD, search, membership, CSV import, opt-out display, and bad input."""
+
 from __future__ import annotations
 
 import io
@@ -34,8 +35,9 @@ def _contacts(app: Flask) -> dict[str, str]:
 
 
 def test_add_contact_normalises_the_number(app: Flask, logged_in: FlaskClient) -> None:
-    response = logged_in.post("/contacts/new", data={"name": " Ada ", "phone": "(415) 555-0101",
-                                                     "csrf_token": _token(logged_in)})
+    response = logged_in.post(
+        "/contacts/new", data={"name": " Ada ", "phone": "(415) 555-0101", "csrf_token": _token(logged_in)}
+    )
     assert response.status_code == 302
     assert _contacts(app) == {"+14155550101": "Ada"}
 
@@ -51,8 +53,9 @@ def test_add_contact_bad_input_keeps_what_was_typed(app: Flask, logged_in: Flask
 
 def test_add_contact_duplicate_number_names_the_owner(app: Flask, logged_in: FlaskClient) -> None:
     _add(app, "Ada", "+14155550101")
-    response = logged_in.post("/contacts/new", data={"name": "Bob", "phone": "415-555-0101",
-                                                     "csrf_token": _token(logged_in)})
+    response = logged_in.post(
+        "/contacts/new", data={"name": "Bob", "phone": "415-555-0101", "csrf_token": _token(logged_in)}
+    )
     assert response.status_code == 422
     assert "+14155550101 already belongs to Ada." in response.get_data(as_text=True)
 
@@ -72,21 +75,32 @@ def test_edit_contact_and_its_groups(app: Flask, logged_in: FlaskClient) -> None
         volunteers_id = volunteers.id
     page = logged_in.get(f"/contacts/{contact_id}/edit").get_data(as_text=True)
     assert 'value="Ada"' in page and "checked" in page
-    response = logged_in.post(f"/contacts/{contact_id}/edit", data={
-        "name": "Ada L", "phone": "+1 415 555 0102", "groups": [str(volunteers_id)],
-        "csrf_token": csrf_token_from(page)})
+    response = logged_in.post(
+        f"/contacts/{contact_id}/edit",
+        data={
+            "name": "Ada L",
+            "phone": "+1 415 555 0102",
+            "groups": [str(volunteers_id)],
+            "csrf_token": csrf_token_from(page),
+        },
+    )
     assert response.status_code == 302
     with app.app_context():
         contact = db.session.get(Contact, contact_id)
-        assert (contact.name, contact.phone, [g.name for g in contact.groups]) == ("Ada L", "+14155550102", ["Volunteers"])
+        assert (contact.name, contact.phone, [g.name for g in contact.groups]) == (
+            "Ada L",
+            "+14155550102",
+            ["Volunteers"],
+        )
 
 
 def test_edit_contact_bad_input(app: Flask, logged_in: FlaskClient) -> None:
     contact_id = _add(app, "Ada", "+14155550101")
     _add(app, "Bob", "+14155550102")
     token = _token(logged_in, f"/contacts/{contact_id}/edit")
-    response = logged_in.post(f"/contacts/{contact_id}/edit", data={"name": "x" * 201, "phone": "+14155550102",
-                                                                    "csrf_token": token})
+    response = logged_in.post(
+        f"/contacts/{contact_id}/edit", data={"name": "x" * 201, "phone": "+14155550102", "csrf_token": token}
+    )
     html = response.get_data(as_text=True)
     assert response.status_code == 422
     assert "200 characters" in html and "already belongs to Bob" in html
@@ -113,7 +127,9 @@ def test_list_is_searchable_paginated_and_shows_opt_outs(app: Flask, logged_in: 
     assert "Person 55" in second and "opted out" in second
     found = logged_in.get("/contacts?q=quiet").get_data(as_text=True)
     assert "Zed Quiet" in found and "Person 01" not in found
-    fragment = logged_in.get("/contacts?q=(415)%20555-0042", headers={"HX-Request": "true", "HX-Target": "contact-rows"})
+    fragment = logged_in.get(
+        "/contacts?q=(415)%20555-0042", headers={"HX-Request": "true", "HX-Target": "contact-rows"}
+    )
     assert "HX-Request" in fragment.headers["Vary"] and fragment.mimetype == "text/html"
     by_digits = fragment.get_data(as_text=True)
     assert "Person 42" in by_digits and "<html" not in by_digits
@@ -124,22 +140,25 @@ def test_list_is_searchable_paginated_and_shows_opt_outs(app: Flask, logged_in: 
 
 def _import(client: FlaskClient, content: bytes, filename: str = "contacts.csv"):  # type: ignore[no-untyped-def]
     token = _token(client, "/contacts/import")
-    return client.post("/contacts/import", data={"csrf_token": token, "file": (io.BytesIO(content), filename)},
-                       content_type="multipart/form-data")
+    return client.post(
+        "/contacts/import",
+        data={"csrf_token": token, "file": (io.BytesIO(content), filename)},
+        content_type="multipart/form-data",
+    )
 
 
 def test_csv_import_keeps_good_rows_and_reports_bad_lines(app: Flask, logged_in: FlaskClient) -> None:
     _add(app, "Old Name", "+14155550103")
     content = (
         b"name,phone\n"
-        b"Ada,(415) 555-0101\n"         # line 2: good
-        b"Bob,not a number\n"           # line 3: bad number
-        b",+14155550102\n"              # line 4: no name
-        b"Cy,+1 415 555 0103\n"         # line 5: updates Old Name
-        b"Ada again,4155550101\n"       # line 6: duplicate of line 2
-        b"lonely\n"                     # line 7: one column
+        b"Ada,(415) 555-0101\n"  # line 2: good
+        b"Bob,not a number\n"  # line 3: bad number
+        b",+14155550102\n"  # line 4: no name
+        b"Cy,+1 415 555 0103\n"  # line 5: updates Old Name
+        b"Ada again,4155550101\n"  # line 6: duplicate of line 2
+        b"lonely\n"  # line 7: one column
         b"\n"
-        b"Dee,+44 20 7946 0958\n"       # line 9: good, UK
+        b"Dee,+44 20 7946 0958\n"  # line 9: good, UK
     )
     response = _import(logged_in, content)
     html = response.get_data(as_text=True)
@@ -159,14 +178,16 @@ def test_csv_import_without_header(app: Flask, logged_in: FlaskClient) -> None:
 
 def test_csv_import_bad_files(app: Flask, logged_in: FlaskClient) -> None:
     assert "Choose a CSV file." in logged_in.post(
-        "/contacts/import", data={"csrf_token": _token(logged_in, "/contacts/import")}).get_data(as_text=True)
+        "/contacts/import", data={"csrf_token": _token(logged_in, "/contacts/import")}
+    ).get_data(as_text=True)
     assert "Upload a .csv file." in _import(logged_in, b"x", "contacts.xlsx").get_data(as_text=True)
     assert "not UTF-8" in _import(logged_in, "Zoë,+14155550101".encode("utf-16")).get_data(as_text=True)
     assert _contacts(app) == {}
 
 
-def test_one_name_limit_sizes_the_columns_and_bounds_both_forms_and_the_import(app: Flask,
-                                                                               logged_in: FlaskClient) -> None:
+def test_one_name_limit_sizes_the_columns_and_bounds_both_forms_and_the_import(
+    app: Flask, logged_in: FlaskClient
+) -> None:
     limit = NAME_MAX_LENGTH
     with app.app_context():  # the migrated schema, not only the model, has the same length
         for model in (Contact, Group):
@@ -175,8 +196,9 @@ def test_one_name_limit_sizes_the_columns_and_bounds_both_forms_and_the_import(a
     fits, too_long = "N" * limit, "N" * (limit + 1)
     assert f'maxlength="{limit}"' in logged_in.get("/contacts/new").get_data(as_text=True)
     assert f'maxlength="{limit}"' in logged_in.get("/groups").get_data(as_text=True)
-    refused = logged_in.post("/contacts/new", data={"name": too_long, "phone": "+14155550101",
-                                                    "csrf_token": _token(logged_in)})
+    refused = logged_in.post(
+        "/contacts/new", data={"name": too_long, "phone": "+14155550101", "csrf_token": _token(logged_in)}
+    )
     assert refused.status_code == 422 and f"longer than {limit} characters" in refused.get_data(as_text=True)
     refused = logged_in.post("/groups", data={"name": too_long, "csrf_token": _token(logged_in, "/groups")})
     assert refused.status_code == 422 and f"longer than {limit} characters" in refused.get_data(as_text=True)
@@ -219,8 +241,9 @@ def test_a_name_never_reaches_a_script_in_the_delete_confirmations(app: Flask, l
     the attribute first), so the question sits in data-confirm and the handler only reads it."""
     name = "x');alert(1);//"
     contact_id = _add(app, name, "+14155550101", "Club');alert(2);//")
-    pages = [logged_in.get(path).get_data(as_text=True)
-             for path in ("/contacts", f"/contacts/{contact_id}/edit", "/groups")]
+    pages = [
+        logged_in.get(path).get_data(as_text=True) for path in ("/contacts", f"/contacts/{contact_id}/edit", "/groups")
+    ]
     for html in pages:
         assert "confirm('" not in html
     assert 'data-confirm="Delete x&#39;);alert(1);//?"' in pages[0]

@@ -1,4 +1,5 @@
 """Reading a status callback's params: what is required, and what odd values are dropped."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -10,11 +11,18 @@ from smsdash.delivery.callbacks import MalformedCallback, carrier_time, parse_st
 SID = "SM" + "f" * 32
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("2611262305", datetime(2026, 11, 26, 23, 5, tzinfo=UTC)),
-    ("261126230559", datetime(2026, 11, 26, 23, 5, 59, tzinfo=UTC)),
-    ("2613262305", None), ("26112623", None), ("", None), (None, None), ("²611262305", None),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("2611262305", datetime(2026, 11, 26, 23, 5, tzinfo=UTC)),
+        ("261126230559", datetime(2026, 11, 26, 23, 5, 59, tzinfo=UTC)),
+        ("2613262305", None),
+        ("26112623", None),
+        ("", None),
+        (None, None),
+        ("²611262305", None),
+    ],
+)
 def test_carrier_time(raw: str | None, expected: datetime | None) -> None:
     assert carrier_time(raw) == expected
 
@@ -31,8 +39,9 @@ def test_error_code_and_its_meaning(code: str, expected: int | None) -> None:
     assert (callback.error_message is None) == (expected is None)
 
 
-@pytest.mark.parametrize("params", [{}, {"MessageSid": SID}, {"MessageStatus": "sent"},
-                                    {"MessageSid": SID, "MessageStatus": "received"}])
+@pytest.mark.parametrize(
+    "params", [{}, {"MessageSid": SID}, {"MessageStatus": "sent"}, {"MessageSid": SID, "MessageStatus": "received"}]
+)
 def test_unusable_callbacks_are_refused(params: dict[str, str]) -> None:
     with pytest.raises(MalformedCallback):
         parse_status_callback(params)

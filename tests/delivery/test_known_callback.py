@@ -1,5 +1,6 @@
 """The usual callback (a known delivery with its SID): on PostgreSQL one statement, elsewhere the
 general path. Both must leave the same rows, so these tests run on either database."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -20,8 +21,9 @@ SID = "SM" + "e" * 32
 Post = Callable[..., TestResponse]
 
 
-def test_skipped_steps_late_and_repeated_callbacks(app: Flask, post_signed: Post,
-                                                   make_delivery: Callable[..., int]) -> None:
+def test_skipped_steps_late_and_repeated_callbacks(
+    app: Flask, post_signed: Post, make_delivery: Callable[..., int]
+) -> None:
     """read first (carrier time fills sent_at and delivered_at), then a late delivered (kept as an
     event, moves nothing), then read again (adds nothing)."""
     delivery_id = make_delivery(status="queued", sid=SID)
@@ -37,13 +39,16 @@ def test_skipped_steps_late_and_repeated_callbacks(app: Flask, post_signed: Post
     assert delivery.failed_at is None and delivery.error_code is None
     events = events_of(app, delivery_id)
     assert [(e.event_type, e.source, e.occurred_at) for e in events] == [
-        ("read", "twilio", carrier), ("delivered", "twilio", datetime(2026, 11, 26, 23, 4, tzinfo=UTC))]
+        ("read", "twilio", carrier),
+        ("delivered", "twilio", datetime(2026, 11, 26, 23, 4, tzinfo=UTC)),
+    ]
     assert events[0].payload == read and events[0].received_at is not None
     assert events[0].dedupe_key == "ext:read:"
 
 
-def test_a_failure_records_its_code_meaning_and_time(app: Flask, post_signed: Post,
-                                                     make_delivery: Callable[..., int]) -> None:
+def test_a_failure_records_its_code_meaning_and_time(
+    app: Flask, post_signed: Post, make_delivery: Callable[..., int]
+) -> None:
     delivery_id = make_delivery(status="sent", sid=SID)
     params = callback_params(SID, "failed", ErrorCode="30006")
     assert post_signed(STATUS, params, query={"d": delivery_id}).status_code == 200
@@ -75,7 +80,8 @@ def on_postgres(app: Flask) -> None:
 
 
 def test_it_writes_nothing_and_defers_when_the_delivery_has_no_sid(
-        app: Flask, on_postgres: None, make_delivery: Callable[..., int]) -> None:
+    app: Flask, on_postgres: None, make_delivery: Callable[..., int]
+) -> None:
     delivery_id = make_delivery(status="queued", sid=None)
     callback = parse_status_callback(callback_params(SID, "sent"))
     with app.app_context():
@@ -86,7 +92,8 @@ def test_it_writes_nothing_and_defers_when_the_delivery_has_no_sid(
 
 
 def test_a_dropped_database_connection_is_replaced_and_the_callback_applied(
-        app: Flask, on_postgres: None, post_signed: Post, make_delivery: Callable[..., int]) -> None:
+    app: Flask, on_postgres: None, post_signed: Post, make_delivery: Callable[..., int]
+) -> None:
     """Without pool_pre_ping a pooled connection can be dead (database restart): the callback
     must still be applied and answered 200, not lost to a 500."""
     first, second = make_delivery(sid=SID), make_delivery(sid=SID.replace("e", "f"))
@@ -98,7 +105,9 @@ def test_a_dropped_database_connection_is_replaced_and_the_callback_applied(
             connection.close()
         admin_engine = create_engine(db.engine.url)
         with admin_engine.connect() as admin:
-            killed = sum(admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar() for pid in pids)
+            killed = sum(
+                admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar() for pid in pids
+            )
         admin_engine.dispose()
     assert killed >= 1 and killed == len(pids)
     other_sid = SID.replace("e", "f")
@@ -108,7 +117,8 @@ def test_a_dropped_database_connection_is_replaced_and_the_callback_applied(
 
 
 def test_an_error_code_on_a_repeated_failure_fills_the_one_the_first_copy_lacked(
-        app: Flask, post_signed: Post, make_delivery: Callable[..., int]) -> None:
+    app: Flask, post_signed: Post, make_delivery: Callable[..., int]
+) -> None:
     """A failure first reported without ErrorCode, then again with it: the delivery gets the code,
     its meaning and the time of the first report; a third copy with another code changes nothing."""
     delivery_id = make_delivery(status="sent", sid=SID)

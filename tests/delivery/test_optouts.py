@@ -1,4 +1,5 @@
 """Opt-outs: per sender, with the empty sender blocking every sender; recording is idempotent."""
+
 from __future__ import annotations
 
 from flask import Flask

@@ -1,4 +1,5 @@
 """The pending inbox: callbacks for an unknown SID wait, and are applied once the SID is stored."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -49,7 +50,8 @@ def test_old_unmatched_entries_are_listed_for_operators(app: Flask) -> None:
 
 
 def test_the_worker_applies_callbacks_left_waiting_for_a_sid_that_is_stored(
-        app: Flask, make_delivery: Callable[..., int]) -> None:
+    app: Flask, make_delivery: Callable[..., int]
+) -> None:
     # What a send job that died between committing the SID and applying the inbox leaves behind:
     # the SID is stored, its callback waits, and no later callback will come to bring it back.
     delivery_id = make_delivery(status="sent", sid=SID)
@@ -70,12 +72,18 @@ def test_the_worker_drops_applied_and_long_unmatched_entries(app: Flask, make_de
         for sid, status in ((SID, "sent"), ("SM" + "b" * 32, "sent"), (other, "sent"), (other, "delivered")):
             keep_pending(sid, status, callback_params(sid, status))
         db.session.commit()
-        db.session.execute(update(PendingCallback).where(PendingCallback.message_sid == other)
-                           .values(received_at=utcnow() - KEEP_UNMATCHED - timedelta(minutes=1)))
+        db.session.execute(
+            update(PendingCallback)
+            .where(PendingCallback.message_sid == other)
+            .values(received_at=utcnow() - KEEP_UNMATCHED - timedelta(minutes=1))
+        )
         db.session.execute(update(Delivery).where(Delivery.id == delivery_id).values(external_message_id=SID))
         assert apply_pending(delivery_id, SID) == 1
-        db.session.execute(update(PendingCallback).where(PendingCallback.message_sid == SID)
-                           .values(applied_at=utcnow() - KEEP_APPLIED - timedelta(minutes=1)))
+        db.session.execute(
+            update(PendingCallback)
+            .where(PendingCallback.message_sid == SID)
+            .values(applied_at=utcnow() - KEEP_APPLIED - timedelta(minutes=1))
+        )
         db.session.commit()
         run_worker(app, burst=True)
         left = db.session.scalars(select(PendingCallback.message_sid)).all()

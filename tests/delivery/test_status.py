@@ -1,4 +1,5 @@
 """The state machine: never backwards, never out of final (but read after delivered), timestamps kept."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -15,11 +16,19 @@ T1 = datetime(2026, 11, 26, 20, 0, tzinfo=UTC)
 T2 = datetime(2026, 11, 26, 21, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("current, new, allowed", [
-    ("queued", "sent", True), ("sent", "sending", False), ("delivered", "sent", False),
-    ("delivered", "read", True), ("failed", "delivered", False), ("undelivered", "read", False),
-    ("sent", "sent", False), ("queued", "teleported", False),
-])
+@pytest.mark.parametrize(
+    "current, new, allowed",
+    [
+        ("queued", "sent", True),
+        ("sent", "sending", False),
+        ("delivered", "sent", False),
+        ("delivered", "read", True),
+        ("failed", "delivered", False),
+        ("undelivered", "read", False),
+        ("sent", "sent", False),
+        ("queued", "teleported", False),
+    ],
+)
 def test_may_move(current: str, new: str, allowed: bool) -> None:
     assert may_move(current, new) is allowed
 
@@ -36,7 +45,8 @@ def test_outcome_reports_move_and_recorded_event(app: Flask, make_delivery: Call
 
 
 def test_skipped_steps_fill_earlier_timestamps_without_overwriting(
-        app: Flask, make_delivery: Callable[..., int]) -> None:
+    app: Flask, make_delivery: Callable[..., int]
+) -> None:
     jumped, stepped = make_delivery(), make_delivery()
     with app.app_context():
         apply_status(jumped, "read", source="twilio", occurred_at=T1)
@@ -72,7 +82,8 @@ def test_pending_orm_changes_are_flushed_before_the_move(app: Flask, make_delive
 
 
 def test_only_a_final_status_set_before_twilio_answered_gives_way_to_twilio(
-        app: Flask, make_delivery: Callable[..., int]) -> None:
+    app: Flask, make_delivery: Callable[..., int]
+) -> None:
     guessed = make_delivery(status="failed")  # the job gave up on timeouts: Twilio never answered
     heard = make_delivery(status="failed", sid="SM" + "1" * 32)  # Twilio's own failure
     with app.app_context():
@@ -82,5 +93,8 @@ def test_only_a_final_status_set_before_twilio_answered_gives_way_to_twilio(
     assert (replaced.moved, kept.moved) == (True, False)
     guessed_row, heard_row = delivery_row(app, guessed), delivery_row(app, heard)
     assert (guessed_row.status, guessed_row.external_message_id, guessed_row.delivered_at) == (
-        "delivered", "SM" + "2" * 32, T1)
+        "delivered",
+        "SM" + "2" * 32,
+        T1,
+    )
     assert heard_row.status == "failed"

@@ -5,6 +5,7 @@ move, open timelines that pick up events which change no status, and "waiting to
 `[data-poll]` input the page holds, adopts the poller the answer brings, and reads the table's
 inputs again when the answer swaps the table. tests/test_browser.py runs the real thing.
 """
+
 from __future__ import annotations
 
 import re
@@ -30,8 +31,11 @@ TABLE_INPUTS = ("shown", "status", "q", "page", "total")
 
 
 def _table_inputs(html: str) -> dict[str, str]:
-    return {name: value for name, value in re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)" data-poll>',
-                                                      html) if name in TABLE_INPUTS}
+    return {
+        name: value
+        for name, value in re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)" data-poll>', html)
+        if name in TABLE_INPUTS
+    }
 
 
 def _poller_url(html: str) -> str | None:
@@ -73,6 +77,7 @@ def _row(html: str, delivery_id: int) -> str:
 
 
 # ---- a status filter stays truthful --------------------------------------------------------------
+
 
 def test_a_delivery_that_enters_the_filter_appears_with_counts_that_agree(app: Flask, logged_in: FlaskClient) -> None:
     mid, ids = _message(app, ["failed", "sending", "sending", "sent"])
@@ -141,8 +146,9 @@ def test_a_change_that_moves_no_row_in_or_out_swaps_badges_not_the_table(app: Fl
     assert f'id="st-{ids[1]}"' not in body
 
 
-def test_the_filtered_table_keeps_its_page_and_pager_links_without_poll_arguments(app: Flask,
-                                                                                   logged_in: FlaskClient) -> None:
+def test_the_filtered_table_keeps_its_page_and_pager_links_without_poll_arguments(
+    app: Flask, logged_in: FlaskClient
+) -> None:
     mid, ids = _message(app, ["failed"] * 51 + ["sending"])
     page = LivePage(logged_in, f"/messages/{mid}?status=failed&page=2")
     assert page.inputs["shown"] == str(ids[50]) and page.inputs["page"] == "2"
@@ -166,6 +172,7 @@ def test_a_table_left_with_fewer_pages_is_replaced_where_it_stands(app: Flask, l
 
 # ---- events that change no status --------------------------------------------------------------
 
+
 @pytest.fixture
 def statements(app: Flask) -> Iterator[list[str]]:
     """Every SQL statement the app runs while the test is inside `with app.app_context()`."""
@@ -181,8 +188,9 @@ def statements(app: Flask) -> Iterator[list[str]]:
     event.remove(engine, "before_cursor_execute", record)
 
 
-def test_an_open_timeline_picks_up_events_that_change_no_status(app: Flask, logged_in: FlaskClient,
-                                                               statements: list[str]) -> None:
+def test_an_open_timeline_picks_up_events_that_change_no_status(
+    app: Flask, logged_in: FlaskClient, statements: list[str]
+) -> None:
     mid, ids = _message(app, ["sent", "sent"])
     _move(app, ids[1], "undelivered", error_code=30003)
     page = LivePage(logged_in, f"/messages/{mid}")
@@ -228,8 +236,9 @@ def test_changing_the_filter_brings_a_poller_for_the_new_rows(app: Flask, logged
         record_event(ids[1], "note", source="app", detail="only this row has an event")
         db.session.commit()
     page = LivePage(logged_in, f"/messages/{mid}")
-    fragment = logged_in.get(f"/messages/{mid}?status=failed",
-                             headers={"HX-Request": "true", "HX-Target": "recipients"}).get_data(as_text=True)
+    fragment = logged_in.get(
+        f"/messages/{mid}?status=failed", headers={"HX-Request": "true", "HX-Target": "recipients"}
+    ).get_data(as_text=True)
     assert '<div id="poller"' in fragment and 'hx-swap-oob="true"></div>' in fragment
     page.poll_url, page.inputs = _poller_url(fragment), _table_inputs(fragment)
     assert page.poll().status_code == 204
@@ -237,45 +246,62 @@ def test_changing_the_filter_brings_a_poller_for_the_new_rows(app: Flask, logged
 
 # ---- waiting to retry --------------------------------------------------------------------------
 
-def test_a_send_waiting_out_a_backoff_says_so_until_it_moves_on(twilio_app: Flask, simulator: Simulator,
-                                                              logged_in: FlaskClient) -> None:
+
+def test_a_send_waiting_out_a_backoff_says_so_until_it_moves_on(
+    twilio_app: Flask, simulator: Simulator, logged_in: FlaskClient
+) -> None:
     twilio_app.config.update(SEND_RETRY_BASE_SECONDS=60.0, SEND_RETRY_MAX_SECONDS=300.0, SEND_MAX_ATTEMPTS=4)
     with twilio_app.app_context():
         mid = compose_message("Hello", [Recipient("+14155550101"), Recipient("+14155550102")], author_id=None).id
-        waiting, other = db.session.scalars(select(Delivery.id).where(Delivery.message_id == mid)
-                                            .order_by(Delivery.id)).all()
+        waiting, other = db.session.scalars(
+            select(Delivery.id).where(Delivery.message_id == mid).order_by(Delivery.id)
+        ).all()
     simulator.set_knobs(error_429_rate=1.0)
     with twilio_app.app_context():
         send_job.send_delivery(other)  # claimed: `sending`, then the 429's retry event
     page = LivePage(logged_in, f"/messages/{mid}")
     cell = _row(page.html, other)
     assert 'data-status="sending"' in cell
-    assert re.search(r"waiting to retry: attempt 2 of 4, due at <time datetime=\"[^\"]+\">\d\d:\d\d:\d\d\.\d UTC</time>",
-                     cell), cell
+    assert re.search(
+        r"waiting to retry: attempt 2 of 4, due at <time datetime=\"[^\"]+\">\d\d:\d\d:\d\d\.\d UTC</time>", cell
+    ), cell
     assert "Too many requests to Twilio at once." in cell
     assert "waiting to retry" not in _row(page.html, waiting)  # still queued
 
     with twilio_app.app_context():  # the same, live: the retry event alone wakes the poll
         send_job.send_delivery(waiting)
     body = page.poll().get_data(as_text=True)
-    status_cell = body.split(f'<div id="st-{waiting}" class="status-cell" hx-swap-oob="innerHTML">')[1].split("</div>")[0]
+    status_cell = body.split(f'<div id="st-{waiting}" class="status-cell" hx-swap-oob="innerHTML">')[1].split("</div>")[
+        0
+    ]
     assert "waiting to retry: attempt 2 of 4" in status_cell and "Too many requests" in status_cell
 
     simulator.set_knobs(error_429_rate=0.0)
     with twilio_app.app_context():  # the scheduled retry runs: sent, and the note goes
         send_job.send_delivery(waiting, expected_attempts=1, try_number=2)
     body = page.poll().get_data(as_text=True)
-    status_cell = body.split(f'<div id="st-{waiting}" class="status-cell" hx-swap-oob="innerHTML">')[1].split("</div>")[0]
+    status_cell = body.split(f'<div id="st-{waiting}" class="status-cell" hx-swap-oob="innerHTML">')[1].split("</div>")[
+        0
+    ]
     assert 'data-status="sent"' in status_cell and "waiting to retry" not in status_cell
 
 
 def test_a_wait_ends_when_the_next_attempt_starts(app: Flask, logged_in: FlaskClient) -> None:
     mid, ids = _message(app, ["sending"])
     with app.app_context():
-        record_event(ids[0], "retry", source="job", error_code=None,
-                     detail="Twilio did not answer within 2.0 s; attempt 3 of 5 in 8.0 s",
-                     payload={"retry_at": "2026-11-26T12:00:08.500000+00:00", "next_try": 3, "max_tries": 5,
-                              "reason": "Twilio did not answer within 2.0 s"})
+        record_event(
+            ids[0],
+            "retry",
+            source="job",
+            error_code=None,
+            detail="Twilio did not answer within 2.0 s; attempt 3 of 5 in 8.0 s",
+            payload={
+                "retry_at": "2026-11-26T12:00:08.500000+00:00",
+                "next_try": 3,
+                "max_tries": 5,
+                "reason": "Twilio did not answer within 2.0 s",
+            },
+        )
         db.session.commit()
     page = LivePage(logged_in, f"/messages/{mid}")
     cell = _row(page.html, ids[0])

@@ -1,4 +1,5 @@
 """The messages list and message page: roll-ups, filters, search, timelines, live polling, export, retry."""
+
 from __future__ import annotations
 
 import csv
@@ -33,8 +34,12 @@ def _message(app: Flask, statuses: list[str], body: str = "Hello") -> tuple[int,
             db.session.flush()
         ids = []
         for i, status in enumerate(statuses):
-            d = Delivery(message_id=message.id, to_number=f"+1415555{i:04d}", status=status,
-                         contact_id=contact.id if i == 0 else None)
+            d = Delivery(
+                message_id=message.id,
+                to_number=f"+1415555{i:04d}",
+                status=status,
+                contact_id=contact.id if i == 0 else None,
+            )
             db.session.add(d)
             db.session.flush()
             ids.append(d.id)
@@ -135,7 +140,7 @@ def test_poll_answers_204_when_unchanged_and_swaps_what_changed(app: Flask, logg
     assert logged_in.get(new_url + shown).status_code == 204
     _move(app, ids[0], "failed", source="job", error_code=30003)
     final = logged_in.get(new_url + shown).get_data(as_text=True)
-    assert 'hx-trigger' not in final.split("</div>")[0]  # the poller comes back without a trigger
+    assert "hx-trigger" not in final.split("</div>")[0]  # the poller comes back without a trigger
     assert 'data-status="failed"' in final
     assert logged_in.get("/messages/99999/poll?v=x").status_code == 404
 
@@ -148,8 +153,11 @@ def test_timeline_shows_sources_times_gaps_and_error_help(app: Flask, logged_in:
     _move(app, ids[0], "sent", source="job", sid="SM" + "a" * 32)
     _move(app, ids[0], "undelivered", occurred_at=T0 + timedelta(seconds=4.2), error_code=30003)
     with app.app_context():  # pin our received times: the gaps are measured on our clock
-        for event, at in zip(db.session.scalars(select(Event).order_by(Event.id)),
-                             (T0 - timedelta(seconds=1), T0, T0 + timedelta(seconds=4.2)), strict=True):
+        for event, at in zip(
+            db.session.scalars(select(Event).order_by(Event.id)),
+            (T0 - timedelta(seconds=1), T0, T0 + timedelta(seconds=4.2)),
+            strict=True,
+        ):
             event.received_at = at
         db.session.commit()
     html = logged_in.get(f"/messages/{mid}/deliveries/{ids[0]}/timeline").get_data(as_text=True)
@@ -157,7 +165,7 @@ def test_timeline_shows_sources_times_gaps_and_error_help(app: Flask, logged_in:
     assert "undelivered 4.2 s after sent" in html
     assert "2026-11-26 12:00:04.2 UTC" in html  # carrier time
     assert "sent 1.0 s after queued" in html
-    assert "Error <a href=\"https://www.twilio.com/docs/api/errors/30003\"" in html
+    assert 'Error <a href="https://www.twilio.com/docs/api/errors/30003"' in html
     assert "What to do:" in html
     assert f'name="open" value="{ids[0]}"' in html
     assert logged_in.get(f"/messages/{mid}/deliveries/99999/timeline").status_code == 404
@@ -174,7 +182,9 @@ def test_csv_export(app: Flask, logged_in: FlaskClient) -> None:
     assert "attachment" in response.headers["Content-Disposition"]
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
     assert [(r["to_number"], r["status"], r["error_code"]) for r in rows] == [
-        ("+14155550000", "delivered", ""), ("+14155550001", "failed", "21211")]
+        ("+14155550000", "delivered", ""),
+        ("+14155550001", "failed", "21211"),
+    ]
     assert rows[0]["contact_name"] == "Ada Lovelace"
     assert rows[1]["error_meaning"] == "The recipient's phone number is not valid."
     assert rows[0]["created_at"].startswith("20")
@@ -201,8 +211,9 @@ def test_retry_button_only_for_retryable_failures(app: Flask, logged_in: FlaskCl
         assert db.session.get(Delivery, ids[0]).status == "queued"
 
 
-def test_retry_with_redis_down_says_sending_waits_for_redis(app: Flask, logged_in: FlaskClient,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_retry_with_redis_down_says_sending_waits_for_redis(
+    app: Flask, logged_in: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     mid, ids = _message(app, ["failed"])
     with app.app_context():
         db.session.get(Delivery, ids[0]).error_code = 20429

@@ -1,4 +1,5 @@
 """Classifying a failed create: the decision between giving up, retrying, and looking first."""
+
 from __future__ import annotations
 
 import random
@@ -13,13 +14,19 @@ URI = "/2010-04-01/Accounts/AC123/Messages.json"
 
 
 def service_error(status: int, code: int) -> TwilioServiceException:
-    return TwilioServiceException(f"https://www.twilio.com/docs/errors/{code}", "Problem", status, code,
-                                  detail="details here", method="POST", uri=URI)
+    return TwilioServiceException(
+        f"https://www.twilio.com/docs/errors/{code}",
+        "Problem",
+        status,
+        code,
+        detail="details here",
+        method="POST",
+        uri=URI,
+    )
 
 
 def test_permanent_codes_from_either_exception_are_not_retried() -> None:
-    for exc in (TwilioRestException(400, URI, "Invalid 'To' Phone Number", 21211, "POST"),
-                service_error(400, 21211)):
+    for exc in (TwilioRestException(400, URI, "Invalid 'To' Phone Number", 21211, "POST"), service_error(400, 21211)):
         failure = classify(exc)
         assert failure is not None
         assert (failure.retryable, failure.code, failure.may_have_reached) == (False, 21211, False)
@@ -27,8 +34,11 @@ def test_permanent_codes_from_either_exception_are_not_retried() -> None:
 
 
 def test_queue_full_and_429_are_retried_without_looking_first() -> None:
-    for exc in (TwilioRestException(400, URI, "queue full", 21611, "POST"), service_error(429, 20429),
-                TwilioRestException(429, URI, "Too Many Requests", 429, "POST")):
+    for exc in (
+        TwilioRestException(400, URI, "queue full", 21611, "POST"),
+        service_error(429, 20429),
+        TwilioRestException(429, URI, "Too Many Requests", 429, "POST"),
+    ):
         failure = classify(exc)
         assert failure is not None and failure.retryable and not failure.may_have_reached
 

@@ -4,6 +4,7 @@ Each test composes (or runs the job directly when it must stop between two attem
 a real RQ SimpleWorker in burst mode in this process, which also runs scheduled retries that fall
 due, and checks both sides: what the simulator received and what the database recorded.
 """
+
 from __future__ import annotations
 
 import re
@@ -40,8 +41,9 @@ ALICE, BOB, CAROL = "+14155550101", "+14155550102", "+14155550103"
 @pytest.fixture
 def send_app(twilio_app: Flask) -> Flask:
     """The simulator-backed app with retry delays short enough for a test to wait them out."""
-    twilio_app.config.update(SEND_RETRY_BASE_SECONDS=0.05, SEND_RETRY_MAX_SECONDS=0.2,
-                             SEND_MAX_ATTEMPTS=3, SEND_CONCURRENCY=8)
+    twilio_app.config.update(
+        SEND_RETRY_BASE_SECONDS=0.05, SEND_RETRY_MAX_SECONDS=0.2, SEND_MAX_ATTEMPTS=3, SEND_CONCURRENCY=8
+    )
     return twilio_app
 
 
@@ -65,8 +67,10 @@ def deliveries(app: Flask) -> list[Delivery]:
 
 def events(app: Flask, delivery_id: int) -> list[tuple[str, str, str | None]]:
     with app.app_context():
-        return [(e.event_type, e.source, e.detail) for e in db.session.scalars(
-            select(Event).where(Event.delivery_id == delivery_id).order_by(Event.id))]
+        return [
+            (e.event_type, e.source, e.detail)
+            for e in db.session.scalars(select(Event).where(Event.delivery_id == delivery_id).order_by(Event.id))
+        ]
 
 
 def event_types(app: Flask, delivery_id: int) -> list[str]:
@@ -79,7 +83,9 @@ def run_job_once(app: Flask, delivery_id: int) -> dict[str, int]:
         return send_job.send_delivery(delivery_id)
 
 
-def test_request_carries_to_from_body_and_a_callback_with_the_delivery_id(send_app: Flask, simulator: Simulator) -> None:
+def test_request_carries_to_from_body_and_a_callback_with_the_delivery_id(
+    send_app: Flask, simulator: Simulator
+) -> None:
     compose(send_app, ALICE, BOB)
     burst(send_app)
     rows = deliveries(send_app)
@@ -169,10 +175,10 @@ def test_retry_event_says_when_the_next_attempt_falls_due(send_app: Flask, simul
     assert run_job_once(send_app, delivery.id) == {"retry": 1}
     after = utcnow()
     with send_app.app_context():
-        (retry,) = db.session.scalars(select(Event).where(Event.delivery_id == delivery.id,
-                                                          Event.event_type == "retry")).all()
-        scheduled = ScheduledJobRegistry(queue=get_queue()).get_scheduled_time(
-            f"send_d{delivery.id}_a1")
+        (retry,) = db.session.scalars(
+            select(Event).where(Event.delivery_id == delivery.id, Event.event_type == "retry")
+        ).all()
+        scheduled = ScheduledJobRegistry(queue=get_queue()).get_scheduled_time(f"send_d{delivery.id}_a1")
     assert retry.payload["may_have_reached_twilio"] is True
     assert (retry.payload["next_try"], retry.payload["max_tries"]) == (2, send_app.config["SEND_MAX_ATTEMPTS"])
     assert retry.payload["reason"] and retry.detail.startswith(retry.payload["reason"])  # type: ignore[union-attr]
@@ -202,7 +208,8 @@ def test_a_timeout_after_twilio_accepted_does_not_send_twice(send_app: Flask, si
 
 
 def test_a_callback_storing_the_sid_during_the_retrys_look_up_does_not_send_twice(
-        send_app: Flask, simulator: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    send_app: Flask, simulator: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The retry has claimed the delivery (no SID yet) and asks Twilio's Messages list for the
     # timed-out attempt's message; meanwhile that message's callbacks store its SID on this very
     # delivery. The look-up must still take it as ours, not as "another delivery's".
@@ -229,7 +236,8 @@ def test_a_callback_storing_the_sid_during_the_retrys_look_up_does_not_send_twic
 
 @pytest.mark.parametrize("ended_by", ["giving up", "an opt-out"])
 def test_twilios_callbacks_overrule_a_local_end_after_a_timeout_that_reached_twilio(
-        send_app: Flask, simulator: Simulator, ended_by: str) -> None:
+    send_app: Flask, simulator: Simulator, ended_by: str
+) -> None:
     # The attempt timed out after Twilio accepted it; the job then ended the delivery without
     # Twilio's word (no SID): it ran out of tries, or the recipient's STOP came in before the
     # retry. Twilio still sends the message and calls back with our delivery id: it was delivered.
@@ -246,8 +254,7 @@ def test_twilios_callbacks_overrule_a_local_end_after_a_timeout_that_reached_twi
             db.session.commit()
         burst(send_app)
     (ended,) = deliveries(send_app)
-    assert (ended.status, ended.external_message_id) == (
-        "failed" if ended_by == "giving up" else "canceled", None)
+    assert (ended.status, ended.external_message_id) == ("failed" if ended_by == "giving up" else "canceled", None)
     simulator.flush_callbacks()
     (after,) = deliveries(send_app)
     assert len(simulator.messages) == 1
@@ -259,7 +266,8 @@ def test_twilios_callbacks_overrule_a_local_end_after_a_timeout_that_reached_twi
 
 
 def test_a_timeout_through_a_smart_encoding_service_adopts_the_rewritten_body_instead_of_sending_twice(
-        send_app: Flask, simulator: Simulator) -> None:
+    send_app: Flask, simulator: Simulator
+) -> None:
     # Twilio stores the GSM-7 rewrite of a Messaging Service's body, so the look-up after the
     # timeout sees '"Hi" - see you at 5' where we sent curly quotes, an em dash and a no-break space.
     send_app.config.update(TWILIO_MESSAGING_SERVICE_SID=simulator.messaging_service_sid, TWILIO_FROM_NUMBER="")
@@ -280,7 +288,8 @@ def test_a_timeout_through_a_smart_encoding_service_adopts_the_rewritten_body_in
 
 
 def test_transient_errors_give_up_after_max_attempts_and_retry_button_starts_over(
-        send_app: Flask, simulator: Simulator) -> None:
+    send_app: Flask, simulator: Simulator
+) -> None:
     simulator.set_knobs(error_429_rate=1.0)
     compose(send_app, ALICE)
     burst(send_app)
@@ -302,7 +311,8 @@ def test_transient_errors_give_up_after_max_attempts_and_retry_button_starts_ove
 
 
 def test_retry_button_after_a_last_attempt_that_timed_out_adopts_what_twilio_has(
-        send_app: Flask, simulator: Simulator) -> None:
+    send_app: Flask, simulator: Simulator
+) -> None:
     send_app.config["SEND_MAX_ATTEMPTS"] = 1
     simulator.set_knobs(timeout_rate=1.0, timeout_mode="close")
     compose(send_app, ALICE)
@@ -368,8 +378,10 @@ class CallbacksBeforeResponse(RedirectingHttpClient):
 def test_a_callback_that_beat_the_job_is_not_undone(send_app: Flask, simulator: Simulator) -> None:
     config = dict(send_app.config)
     send_app.extensions["smsdash_twilio_client"] = Client(
-        config["TWILIO_ACCOUNT_SID"], config["TWILIO_AUTH_TOKEN"],
-        http_client=CallbacksBeforeResponse(simulator, config))
+        config["TWILIO_ACCOUNT_SID"],
+        config["TWILIO_AUTH_TOKEN"],
+        http_client=CallbacksBeforeResponse(simulator, config),
+    )
     compose(send_app, ALICE)
     burst(send_app)
     (delivery,) = deliveries(send_app)
@@ -381,16 +393,25 @@ def test_a_callback_that_beat_the_job_is_not_undone(send_app: Flask, simulator: 
 
 
 def test_callbacks_without_our_delivery_id_wait_in_the_inbox_until_the_job_stores_the_sid(
-        send_app: Flask, simulator: Simulator) -> None:
+    send_app: Flask, simulator: Simulator
+) -> None:
     # A Messaging Service's own status callback URL carries no delivery id, and here it fires
     # before the job has stored the SID: the webhook keeps it pending, the job applies it.
-    config = dict(send_app.config, TWILIO_MESSAGING_SERVICE_SID=simulator.messaging_service_sid,
-                  TWILIO_FROM_NUMBER="", BASE_HOST_URL="")
+    config = dict(
+        send_app.config,
+        TWILIO_MESSAGING_SERVICE_SID=simulator.messaging_service_sid,
+        TWILIO_FROM_NUMBER="",
+        BASE_HOST_URL="",
+    )
     send_app.config.update(config)
-    client = Client(config["TWILIO_ACCOUNT_SID"], config["TWILIO_AUTH_TOKEN"],
-                    http_client=CallbacksBeforeResponse(simulator, config))
+    client = Client(
+        config["TWILIO_ACCOUNT_SID"],
+        config["TWILIO_AUTH_TOKEN"],
+        http_client=CallbacksBeforeResponse(simulator, config),
+    )
     client.messaging.v1.services(simulator.messaging_service_sid).update(
-        status_callback=f"{PUBLIC_BASE}/webhooks/twilio/status")
+        status_callback=f"{PUBLIC_BASE}/webhooks/twilio/status"
+    )
     send_app.extensions["smsdash_twilio_client"] = client
     compose(send_app, ALICE)
     burst(send_app)
@@ -398,8 +419,12 @@ def test_callbacks_without_our_delivery_id_wait_in_the_inbox_until_the_job_store
     assert "StatusCallback" not in simulator.messages[0].params
     assert (delivery.status, delivery.external_message_id) == ("delivered", simulator.messages[0].sid)
     with send_app.app_context():
-        assert db.session.scalar(select(func.count()).select_from(PendingCallback)
-                                 .where(PendingCallback.applied_at.is_(None))) == 0
+        assert (
+            db.session.scalar(
+                select(func.count()).select_from(PendingCallback).where(PendingCallback.applied_at.is_(None))
+            )
+            == 0
+        )
 
 
 def test_redis_down_during_compose_then_every_delivery_sent_once(send_app: Flask, simulator: Simulator) -> None:
@@ -439,7 +464,10 @@ def test_unreachable_callback_base_still_sends_and_says_so(send_app: Flask, simu
     burst(send_app)
     (delivery,) = deliveries(send_app)
     assert delivery.status == "sent"
-    assert simulator.messages[0].params["StatusCallback"] == f"http://localhost:5000/webhooks/twilio/status?d={delivery.id}"
+    assert (
+        simulator.messages[0].params["StatusCallback"]
+        == f"http://localhost:5000/webhooks/twilio/status?d={delivery.id}"
+    )
     notices = [detail for kind, _, detail in events(send_app, delivery.id) if kind == "notice"]
     assert len(notices) == 1 and "localhost" in notices[0]
 
@@ -458,7 +486,8 @@ def test_compose_dedupes_and_enqueues_in_batches_of_whole_pool_waves(send_app: F
 
 def test_sms_send_cli_normalises_numbers_and_prints_the_message_id(send_app: Flask) -> None:
     result = send_app.test_cli_runner().invoke(
-        args=["sms", "send", "--to", "+1 (415) 555-0101", "--to", "4155550102", "--body", "Hi"])
+        args=["sms", "send", "--to", "+1 (415) 555-0101", "--to", "4155550102", "--body", "Hi"]
+    )
     assert result.exit_code == 0, result.output
     message_id = int(result.stdout.strip())
     rows = deliveries(send_app)
@@ -467,7 +496,8 @@ def test_sms_send_cli_normalises_numbers_and_prints_the_message_id(send_app: Fla
 
 def test_sms_send_cli_names_every_bad_number_and_creates_nothing(send_app: Flask) -> None:
     result = send_app.test_cli_runner().invoke(
-        args=["sms", "send", "--to", "12", "--to", "4155550101", "--to", "not-a-number", "--body", "Hi"])
+        args=["sms", "send", "--to", "12", "--to", "4155550101", "--to", "not-a-number", "--body", "Hi"]
+    )
     assert result.exit_code != 0
     assert "'12'" in result.output and "'not-a-number'" in result.output
     too_long = send_app.test_cli_runner().invoke(args=["sms", "send", "--to", "4155550101", "--body", "x" * 1601])
@@ -484,7 +514,8 @@ def test_phone_normalisation_accepts_formatted_and_national_numbers() -> None:
 
 
 def test_a_callback_parked_while_the_job_commits_its_sid_is_still_applied(
-        send_app: Flask, simulator: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    send_app: Flask, simulator: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A Messaging Service callback (no delivery id) arrives after the job looked for waiting
     # callbacks but before it committed the SID: the webhook parks it and finds no delivery with
     # that SID yet, and the job, which already looked, never sees it. PostgreSQL only: SQLite
@@ -506,8 +537,15 @@ def test_a_callback_parked_while_the_job_commits_its_sid_is_still_applied(
             def post(params: dict[str, str] = params, answers: list[int] = answers) -> None:
                 # Twilio's request, on its own connection and transaction
                 with send_app.app_context():
-                    answers.append(send_app.test_client().post(path, data=params, headers={
-                        "X-Twilio-Signature": sign(PUBLIC_BASE + path, params, simulator.auth_token)}).status_code)
+                    answers.append(
+                        send_app.test_client()
+                        .post(
+                            path,
+                            data=params,
+                            headers={"X-Twilio-Signature": sign(PUBLIC_BASE + path, params, simulator.auth_token)},
+                        )
+                        .status_code
+                    )
                     db.session.remove()
 
             thread = threading.Thread(target=post)
@@ -521,12 +559,17 @@ def test_a_callback_parked_while_the_job_commits_its_sid_is_still_applied(
     (delivery,) = deliveries(send_app)
     assert (delivery.status, delivery.external_message_id) == ("delivered", simulator.messages[0].sid)
     with send_app.app_context():
-        assert db.session.scalar(select(func.count()).select_from(PendingCallback)
-                                 .where(PendingCallback.applied_at.is_(None))) == 0
+        assert (
+            db.session.scalar(
+                select(func.count()).select_from(PendingCallback).where(PendingCallback.applied_at.is_(None))
+            )
+            == 0
+        )
 
 
 def test_a_first_attempt_whose_job_hit_a_database_error_is_still_sent(
-        send_app: Flask, simulator: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    send_app: Flask, simulator: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The database went away while the job claimed its batch (a restart, a failover): the claim
     # rolled back, so the deliveries are still `queued` and already marked enqueued, which
     # nothing else looks at. The job itself must run again.
@@ -548,7 +591,8 @@ def test_a_first_attempt_whose_job_hit_a_database_error_is_still_sent(
 
 
 def test_two_retries_finding_the_same_message_at_twilio_neither_crash_nor_send_twice(
-        send_app: Flask, simulator: Simulator) -> None:
+    send_app: Flask, simulator: Simulator
+) -> None:
     # The same text to the same number in two messages, both first attempts timed out after
     # Twilio accepted them: the two retries, in one batch, look Twilio up at the same time and
     # both see the same message first. One adopts it; the other must not break the batch on the

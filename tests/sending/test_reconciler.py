@@ -1,4 +1,5 @@
 """The reconciler and stuck-work recovery, against the Twilio simulator, with a real DB and Redis."""
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,9 @@ def _send(app: Flask, numbers: list[str]) -> tuple[int, dict[str, int]]:
     """Compose to `numbers` and run the send job in process; (message id, delivery id by number)."""
     with app.app_context():
         message_id = compose_message(BODY, [Recipient(n) for n in numbers], author_id=None).id
-        rows = db.session.execute(select(Delivery.id, Delivery.to_number)
-                                  .where(Delivery.message_id == message_id)).all()
+        rows = db.session.execute(
+            select(Delivery.id, Delivery.to_number).where(Delivery.message_id == message_id)
+        ).all()
         send_batch([r.id for r in rows])
         return message_id, {r.to_number: r.id for r in rows}
 
@@ -54,22 +56,29 @@ def _deliveries(app: Flask, message_id: int) -> dict[str, Delivery]:
 
 def _external_events(app: Flask, delivery_id: int) -> Counter[tuple[str, str]]:
     with app.app_context():
-        return Counter((row.event_type, row.source) for row in db.session.execute(
-            select(Event.event_type, Event.source)
-            .where(Event.delivery_id == delivery_id, Event.source.in_(["twilio", "reconciler"]))))
+        return Counter(
+            (row.event_type, row.source)
+            for row in db.session.execute(
+                select(Event.event_type, Event.source).where(
+                    Event.delivery_id == delivery_id, Event.source.in_(["twilio", "reconciler"])
+                )
+            )
+        )
 
 
 def _age(app: Flask, delivery_ids: list[int], seconds: float) -> None:
     """Make deliveries look `seconds` older, as if the clock had moved on since their last change."""
     with app.app_context():
         earlier = utcnow() - timedelta(seconds=seconds)
-        db.session.execute(update(Delivery).where(Delivery.id.in_(delivery_ids))
-                           .values(updated_at=earlier, created_at=earlier))
+        db.session.execute(
+            update(Delivery).where(Delivery.id.in_(delivery_ids)).values(updated_at=earlier, created_at=earlier)
+        )
         db.session.commit()
 
 
 def test_with_callbacks_dropped_the_reconciler_brings_every_delivery_to_its_final_state(
-        twilio_app: Flask, simulator: Simulator) -> None:
+    twilio_app: Flask, simulator: Simulator
+) -> None:
     simulator.set_knobs(callback_drop_rate=1.0)
     message_id, ids = _send(twilio_app, [DELIVERED_TO, TO_UNREACHABLE, TO_FAILED])
     simulator.flush_callbacks()  # every callback is dropped: the app hears nothing
@@ -87,8 +96,7 @@ def test_with_callbacks_dropped_the_reconciler_brings_every_delivery_to_its_fina
         assert _external_events(twilio_app, ids[number]) == Counter({(final, "reconciler"): 1})
 
 
-def test_a_late_callback_after_the_reconciler_adds_no_duplicate_event(twilio_app: Flask,
-                                                                      simulator: Simulator) -> None:
+def test_a_late_callback_after_the_reconciler_adds_no_duplicate_event(twilio_app: Flask, simulator: Simulator) -> None:
     message_id, ids = _send(twilio_app, [DELIVERED_TO, TO_UNREACHABLE])
     simulator.settle()  # Twilio knows the outcome; its callbacks are still on their way (held)
     reconcile(twilio_app, message_id=message_id)
@@ -106,8 +114,9 @@ def test_a_late_callback_after_the_reconciler_adds_no_duplicate_event(twilio_app
         assert events[("sent", "twilio")] == 1  # news the reconciler did not have is kept
 
 
-def test_only_deliveries_past_their_age_are_fetched_and_rechecks_back_off(twilio_app: Flask,
-                                                                         simulator: Simulator) -> None:
+def test_only_deliveries_past_their_age_are_fetched_and_rechecks_back_off(
+    twilio_app: Flask, simulator: Simulator
+) -> None:
     message_id, ids = _send(twilio_app, [DELIVERED_TO, TO_NO_RECEIPT, TO_UNREACHABLE])
     simulator.settle()
     _age(twilio_app, [ids[DELIVERED_TO], ids[TO_NO_RECEIPT]], 11 * 60)  # `sent` for 11 min
@@ -124,8 +133,9 @@ def test_only_deliveries_past_their_age_are_fetched_and_rechecks_back_off(twilio
     assert reconcile(twilio_app).checked == 0  # the no-receipt message is not fetched every run
 
 
-def test_without_a_public_url_recent_deliveries_are_reconciled_within_seconds(twilio_app: Flask,
-                                                                             simulator: Simulator) -> None:
+def test_without_a_public_url_recent_deliveries_are_reconciled_within_seconds(
+    twilio_app: Flask, simulator: Simulator
+) -> None:
     assert interval_seconds(twilio_app.config) == 60  # callbacks can arrive: the slow schedule
     twilio_app.config["BASE_HOST_URL"] = "http://127.0.0.1:5000"  # callbacks cannot arrive here
     assert interval_seconds(twilio_app.config) == 5  # the worker runs it every 5 s
@@ -152,6 +162,7 @@ def test_sms_reconcile_command_prints_what_it_changed(twilio_app: Flask, simulat
 
 # -- stuck work ---------------------------------------------------------------------------------
 
+
 def _stuck(app: Flask, number: str, age: float = 600) -> int:
     """A delivery its worker claimed (`sending`, one attempt) and never finished, `age` s ago."""
     with app.app_context():
@@ -173,18 +184,20 @@ def _die_mid_send(app: Flask, delivery_id: int, age: float = 600) -> int:
 def _job_details_after_recovery(app: Flask, delivery_id: int) -> list[tuple[str, str | None]]:
     """(type, detail) of the job's events after the reconciler's re-send was enqueued."""
     with app.app_context():
-        rows = db.session.execute(select(Event.event_type, Event.source, Event.detail)
-                                  .where(Event.delivery_id == delivery_id).order_by(Event.id)).all()
+        rows = db.session.execute(
+            select(Event.event_type, Event.source, Event.detail)
+            .where(Event.delivery_id == delivery_id)
+            .order_by(Event.id)
+        ).all()
     start = max(i for i, r in enumerate(rows) if (r.event_type, r.source) == ("retry", "reconciler"))
-    return [(r.event_type, r.detail) for r in rows[start + 1:]]
+    return [(r.event_type, r.detail) for r in rows[start + 1 :]]
 
 
 def _creates_to(simulator: Simulator, number: str) -> int:
     return sum(m.to == number for m in simulator.messages)
 
 
-def test_stuck_delivery_twilio_already_has_is_adopted_not_resent(twilio_app: Flask,
-                                                                 simulator: Simulator) -> None:
+def test_stuck_delivery_twilio_already_has_is_adopted_not_resent(twilio_app: Flask, simulator: Simulator) -> None:
     delivery_id = _stuck(twilio_app, DELIVERED_TO)
     with twilio_app.app_context():  # the dead worker's request did reach Twilio
         sid = get_client().messages.create(to=DELIVERED_TO, from_=simulator.from_number, body=BODY).sid
@@ -222,7 +235,8 @@ def test_stuck_delivery_twilio_never_saw_is_sent_again_once(twilio_app: Flask, s
 
 
 def test_a_resend_after_an_operator_retry_gets_the_rest_of_its_rounds_tries(
-        twilio_app: Flask, simulator: Simulator) -> None:
+    twilio_app: Flask, simulator: Simulator
+) -> None:
     # Round one spends all 3 tries on 429s; the operator's Retry starts round two, whose first
     # try dies mid-send. `attempts` is 4 by then, but the re-send is try 2 of 3, not 5 of 3.
     twilio_app.config.update(SEND_MAX_ATTEMPTS=3, SEND_RETRY_BASE_SECONDS=0.05, SEND_RETRY_MAX_SECONDS=0.2)
@@ -250,7 +264,8 @@ def test_a_resend_after_an_operator_retry_gets_the_rest_of_its_rounds_tries(
 
 
 def test_a_worker_dying_on_the_rounds_last_try_fails_the_delivery_for_the_retry_button(
-        twilio_app: Flask, simulator: Simulator) -> None:
+    twilio_app: Flask, simulator: Simulator
+) -> None:
     twilio_app.config["SEND_MAX_ATTEMPTS"] = 1
     delivery_id = _stuck(twilio_app, DELIVERED_TO)
 
@@ -261,8 +276,9 @@ def test_a_worker_dying_on_the_rounds_last_try_fails_the_delivery_for_the_retry_
         delivery = db.session.get_one(Delivery, delivery_id)
         assert (delivery.status, delivery.error_code) == ("failed", None)
         assert can_retry(delivery)
-        failed = db.session.scalars(select(Event.detail).where(Event.delivery_id == delivery_id,
-                                                               Event.event_type == "failed")).one()
+        failed = db.session.scalars(
+            select(Event.detail).where(Event.delivery_id == delivery_id, Event.event_type == "failed")
+        ).one()
         assert failed.startswith("gave up after 1 attempt: the worker sending this stopped")
     assert _creates_to(simulator, DELIVERED_TO) == 0
 
@@ -276,15 +292,22 @@ def test_a_worker_dying_on_the_rounds_last_try_fails_the_delivery_for_the_retry_
 
 # -- a real worker process, killed mid-send -----------------------------------------------------
 
+
 def _worker_env(app: Flask, simulator: Simulator) -> dict[str, str]:
     """The environment that makes `flask --app wsgi worker` use this test's database, Redis and
     simulator."""
     config = app.config
     redis_url = shareable_url(app)  # the embedded server too
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "RECONCILE_"))}
-    env.update(simulator.client_config(), DATABASE_URL=config["SQLALCHEMY_DATABASE_URI"], REDIS_URL=redis_url,
-               BASE_HOST_URL=config["BASE_HOST_URL"], SECRET_KEY="worker-test-secret-key",
-               RECONCILE_STUCK_SENDING_SECONDS="1", PYTHONUNBUFFERED="1")
+    env.update(
+        simulator.client_config(),
+        DATABASE_URL=config["SQLALCHEMY_DATABASE_URI"],
+        REDIS_URL=redis_url,
+        BASE_HOST_URL=config["BASE_HOST_URL"],
+        SECRET_KEY="worker-test-secret-key",
+        RECONCILE_STUCK_SENDING_SECONDS="1",
+        PYTHONUNBUFFERED="1",
+    )
     return env
 
 
@@ -299,7 +322,8 @@ def _wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 def test_a_worker_killed_mid_send_leaves_nothing_stuck_and_sends_nothing_twice(
-        twilio_app: Flask, simulator: Simulator, tmp_path: Path) -> None:
+    twilio_app: Flask, simulator: Simulator, tmp_path: Path
+) -> None:
     """Three deliveries, one worker, SIGKILLed while the first create is held inside Twilio and
     the other two wait for their send slot (0.2/s): Twilio gets the first and never sees the rest."""
     numbers = [DELIVERED_TO, "+14155550102", "+14155550103"]
@@ -308,12 +332,19 @@ def test_a_worker_killed_mid_send_leaves_nothing_stuck_and_sends_nothing_twice(
     with twilio_app.app_context():
         message_id = compose_message(BODY, [Recipient(n) for n in numbers], author_id=None).id
     log = (tmp_path / "worker.log").open("w")
-    worker = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=PROJECT_ROOT,
-                              env={**env, "SEND_RATE_PER_SECOND": "0.2"}, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
+        cwd=PROJECT_ROOT,
+        env={**env, "SEND_RATE_PER_SECOND": "0.2"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
+
         def all_sending() -> bool:
             return {d.status for d in _deliveries(twilio_app, message_id).values()} == {"sending"}
+
         _wait_for(all_sending, 30, "the worker to claim the deliveries")
         time.sleep(0.5)  # the first create is now held inside the simulator
         os.killpg(worker.pid, signal.SIGKILL)
@@ -332,8 +363,14 @@ def test_a_worker_killed_mid_send_leaves_nothing_stuck_and_sends_nothing_twice(
     get_redis(twilio_app).delete(f"rq:scheduler-lock:{QUEUE_NAME}")
     time.sleep(1.1)  # past RECONCILE_STUCK_SENDING_SECONDS
     simulator.set_knobs(latency=0.0)
-    burst = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--burst"],
-                           cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    burst = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--burst"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert burst.returncode == 0, burst.stderr[-3000:]
 
     after = _deliveries(twilio_app, message_id)
@@ -342,9 +379,11 @@ def test_a_worker_killed_mid_send_leaves_nothing_stuck_and_sends_nothing_twice(
     assert sorted(d.external_message_id or "" for d in after.values()) == sorted(m.sid for m in simulator.messages)
     assert Counter(m.to for m in simulator.messages) == Counter(numbers)  # one create each, never two
     with twilio_app.app_context():  # the new worker's scheduled reconciler recovered all three
-        events = db.session.execute(select(Event.delivery_id, Event.event_type, Event.detail)
-                                    .where(Event.source == "reconciler")).all()
+        events = db.session.execute(
+            select(Event.delivery_id, Event.event_type, Event.detail).where(Event.source == "reconciler")
+        ).all()
     assert sorted((e.delivery_id, e.event_type) for e in events if e.event_type in ("sent", "retry")) == sorted(
-        [(after[first.to].id, "sent")] + [(after[n].id, "retry") for n in numbers if n != first.to])
+        [(after[first.to].id, "sent")] + [(after[n].id, "retry") for n in numbers if n != first.to]
+    )
     simulator.flush_callbacks()
     assert {d.status for d in _deliveries(twilio_app, message_id).values()} == {"delivered"}

@@ -1,4 +1,5 @@
 """`twilio check` and `twilio configure-webhooks`, against the Twilio simulator."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,12 +22,14 @@ def _check(app: Flask, *args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_check_reports_a_trial_account_and_the_contacts_it_cannot_reach(twilio_app: Flask,
-                                                                        simulator: Simulator) -> None:
+def test_check_reports_a_trial_account_and_the_contacts_it_cannot_reach(
+    twilio_app: Flask, simulator: Simulator
+) -> None:
     simulator.set_knobs(trial=True, verified_numbers=["+14155550100"])
     with twilio_app.app_context():
-        db.session.add_all([Contact(name="Verified", phone="+14155550100"),
-                            Contact(name="Stranger", phone="+14155550199")])
+        db.session.add_all(
+            [Contact(name="Verified", phone="+14155550100"), Contact(name="Stranger", phone="+14155550199")]
+        )
         db.session.commit()
     account = _item(run_checks(twilio_app, self_test=False), "Account type")
     assert account.state == "warn"
@@ -98,11 +101,14 @@ def test_the_messaging_service_is_checked(twilio_app: Flask, simulator: Simulato
     assert sender.state == "fail" and "does not exist" in sender.detail
 
 
-@pytest.mark.parametrize("base, state, words", [
-    ("https://smsdash.invalid", "fail", "does not resolve"),
-    ("https://192.168.1.20", "warn", "private address"),
-    ("https://8.8.8.8", "ok", "public HTTPS"),  # a literal address resolves without DNS
-])
+@pytest.mark.parametrize(
+    "base, state, words",
+    [
+        ("https://smsdash.invalid", "fail", "does not resolve"),
+        ("https://192.168.1.20", "warn", "private address"),
+        ("https://8.8.8.8", "ok", "public HTTPS"),  # a literal address resolves without DNS
+    ],
+)
 def test_public_base_url_rules(twilio_app: Flask, base: str, state: str, words: str) -> None:
     twilio_app.config["BASE_HOST_URL"] = base
     item = _item(run_checks(twilio_app, self_test=False), "Public base URL")
@@ -115,6 +121,7 @@ def test_the_webhook_self_test_needs_the_auth_token(app: Flask) -> None:
 
 
 # -- configure-webhooks -------------------------------------------------------------------------
+
 
 def _configure(app: Flask, *args: str) -> tuple[int, str]:
     result = app.test_cli_runner().invoke(args=["twilio", "configure-webhooks", *args])
@@ -129,8 +136,7 @@ def test_configure_webhooks_updates_the_messaging_service(twilio_app: Flask, sim
     assert code == 0, output
     assert service.status_callback == "https://hooks.example.com/sms/webhooks/twilio/status"
     assert service.inbound_request_url == "https://hooks.example.com/sms/webhooks/twilio/inbound"
-    assert (f"status_callback: {before or '(not set)'} -> https://hooks.example.com/sms/webhooks/twilio/status"
-            in output)
+    assert f"status_callback: {before or '(not set)'} -> https://hooks.example.com/sms/webhooks/twilio/status" in output
     assert "BASE_HOST_URL is https://smsdash.example.com: set it to https://hooks.example.com/sms" in output
     code, output = _configure(twilio_app, "https://hooks.example.com/sms")
     assert "Nothing to change." in output
@@ -147,8 +153,9 @@ def test_configure_webhooks_dry_run_changes_nothing(twilio_app: Flask, simulator
     assert (service.status_callback, service.inbound_request_url, service.date_updated) == before
 
 
-def test_configure_webhooks_for_a_bare_number_sets_its_sms_url_and_explains(twilio_app: Flask,
-                                                                           simulator: Simulator) -> None:
+def test_configure_webhooks_for_a_bare_number_sets_its_sms_url_and_explains(
+    twilio_app: Flask, simulator: Simulator
+) -> None:
     code, output = _configure(twilio_app, "https://smsdash.example.com")
     assert code == 0, output
     number = next(n for n in simulator.store.numbers.values() if n.phone_number == simulator.from_number)
@@ -157,15 +164,19 @@ def test_configure_webhooks_for_a_bare_number_sets_its_sms_url_and_explains(twil
     assert "BASE_HOST_URL is" not in output  # it matches the app's own
 
 
-@pytest.mark.parametrize("base, words", [
-    ("http://hooks.example.com", "not HTTPS"),
-    ("hooks.example.com", "use https://hooks.example.com"),
-    ("https://localhost:5000", "local name"),
-    ("https://hooks.example.com/?x=1", "query or fragment"),
-    ("https://hooks.example.com/webhooks/twilio/status", "is a webhook URL"),
-])
-def test_configure_webhooks_refuses_a_base_url_twilio_cannot_use(twilio_app: Flask, simulator: Simulator,
-                                                                 base: str, words: str) -> None:
+@pytest.mark.parametrize(
+    "base, words",
+    [
+        ("http://hooks.example.com", "not HTTPS"),
+        ("hooks.example.com", "use https://hooks.example.com"),
+        ("https://localhost:5000", "local name"),
+        ("https://hooks.example.com/?x=1", "query or fragment"),
+        ("https://hooks.example.com/webhooks/twilio/status", "is a webhook URL"),
+    ],
+)
+def test_configure_webhooks_refuses_a_base_url_twilio_cannot_use(
+    twilio_app: Flask, simulator: Simulator, base: str, words: str
+) -> None:
     twilio_app.config["TWILIO_MESSAGING_SERVICE_SID"] = simulator.messaging_service_sid
     service = simulator.store.services[simulator.messaging_service_sid]
     before = service.status_callback

@@ -1,4 +1,5 @@
 """The /setup page renders the shared checklist (setup_checks.run_checks) with each failing item's fix."""
+
 from __future__ import annotations
 
 from flask.testing import FlaskClient

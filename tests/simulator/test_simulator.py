@@ -1,4 +1,5 @@
 """The Twilio simulator: API shapes through the real SDK, magic numbers, signed callbacks, knobs."""
+
 from __future__ import annotations
 
 import os
@@ -73,22 +74,25 @@ def test_twilios_magic_to_numbers_fail_at_create(sdk: Client, simulator: Simulat
     assert simulator.messages == [] and simulator.held_callbacks == []
 
 
-@pytest.mark.parametrize(("from_", "code"), [("+15005550001", 21212), ("+15005550007", 21606),
-                                             ("+15005550008", 21611)])
+@pytest.mark.parametrize(("from_", "code"), [("+15005550001", 21212), ("+15005550007", 21606), ("+15005550008", 21611)])
 def test_twilios_magic_from_numbers_fail_at_create(sdk: Client, simulator: Simulator, from_: str, code: int) -> None:
     with pytest.raises(TwilioRestException) as info:
         send(sdk, simulator, from_=from_)
     assert info.value.code == code
 
 
-@pytest.mark.parametrize(("extra", "code"), [
-    ({"body": ""}, 21602),
-    ({"body": "x" * 1601}, 21617),
-    ({"status_callback": "not a url"}, 21609),
-    ({"to": "12345"}, 21211),
-])
-def test_requests_twilio_rejects_are_rejected(sdk: Client, simulator: Simulator, extra: dict[str, str],
-                                              code: int) -> None:
+@pytest.mark.parametrize(
+    ("extra", "code"),
+    [
+        ({"body": ""}, 21602),
+        ({"body": "x" * 1601}, 21617),
+        ({"status_callback": "not a url"}, 21609),
+        ({"to": "12345"}, 21211),
+    ],
+)
+def test_requests_twilio_rejects_are_rejected(
+    sdk: Client, simulator: Simulator, extra: dict[str, str], code: int
+) -> None:
     args = {"to": OK_TO, "body": "hi", "from_": simulator.from_number, "status_callback": CALLBACK, **extra}
     with pytest.raises(TwilioRestException) as info:
         sdk.messages.create(**args)
@@ -99,8 +103,12 @@ def test_error_bodies_have_twilios_fields_and_bad_credentials_get_20003(simulato
     url = f"{simulator.base_url}/2010-04-01/Accounts/{simulator.account_sid}/Messages.json"
     response = requests.get(url, auth=(simulator.account_sid, "wrong-token"), timeout=5)
     assert response.status_code == 401
-    assert response.json() == {"code": 20003, "message": "Authenticate",
-                               "more_info": "https://www.twilio.com/docs/errors/20003", "status": 401}
+    assert response.json() == {
+        "code": 20003,
+        "message": "Authenticate",
+        "more_info": "https://www.twilio.com/docs/errors/20003",
+        "status": 401,
+    }
     assert requests.get(url, timeout=5).status_code == 401
     other = url.replace(simulator.account_sid, "AC" + "f" * 32)
     assert requests.get(other, auth=(simulator.account_sid, simulator.auth_token), timeout=5).json()["code"] == 20404
@@ -132,9 +140,12 @@ def test_list_filters_by_to_from_and_date_sent(sdk: Client, simulator: Simulator
     assert sdk.messages.list(to=OK_TO, date_sent_after=now + timedelta(minutes=1)) == []
     assert [m.sid for m in sdk.messages.list(date_sent_before=now + timedelta(minutes=1))] == [second, first]
     assert sdk.messages.list(date_sent_before=now - timedelta(minutes=1)) == []
-    raw = requests.get(f"{simulator.base_url}/2010-04-01/Accounts/{simulator.account_sid}/Messages.json",
-                       params={"DateSent": now.date().isoformat()},
-                       auth=(simulator.account_sid, simulator.auth_token), timeout=5).json()
+    raw = requests.get(
+        f"{simulator.base_url}/2010-04-01/Accounts/{simulator.account_sid}/Messages.json",
+        params={"DateSent": now.date().isoformat()},
+        auth=(simulator.account_sid, simulator.auth_token),
+        timeout=5,
+    ).json()
     assert [m["sid"] for m in raw["messages"]] == [second, first]
 
 
@@ -160,8 +171,10 @@ def test_account_type_caller_ids_and_trial_mode(sdk: Client, simulator: Simulato
 
 def test_messaging_service_and_phone_number_webhooks_can_be_read_and_updated(sdk: Client, simulator: Simulator) -> None:
     service = sdk.messaging.v1.services(simulator.messaging_service_sid)
-    service.update(status_callback="https://smsdash.example.com/webhooks/twilio/status",
-                   inbound_request_url="https://smsdash.example.com/webhooks/twilio/inbound")
+    service.update(
+        status_callback="https://smsdash.example.com/webhooks/twilio/status",
+        inbound_request_url="https://smsdash.example.com/webhooks/twilio/inbound",
+    )
     fetched = service.fetch()
     assert fetched.status_callback == "https://smsdash.example.com/webhooks/twilio/status"
     assert fetched.inbound_request_url == "https://smsdash.example.com/webhooks/twilio/inbound"
@@ -175,19 +188,33 @@ def test_messaging_service_and_phone_number_webhooks_can_be_read_and_updated(sdk
 
 
 # -- callbacks --------------------------------------------------------------------------------
-@pytest.mark.parametrize(("to", "final", "code"), [
-    (OK_TO, "delivered", None), (TO_UNREACHABLE, "undelivered", "30003"),
-    ("+15005550305", "undelivered", "30005"), ("+15005550306", "undelivered", "30006"),
-    ("+15005550307", "undelivered", "30007"), (TO_FAILED, "failed", "30008"),
-])
-def test_callbacks_play_sent_then_the_numbers_outcome(sdk: Client, simulator: Simulator, to: str,
-                                                     final: str, code: str | None) -> None:
+@pytest.mark.parametrize(
+    ("to", "final", "code"),
+    [
+        (OK_TO, "delivered", None),
+        (TO_UNREACHABLE, "undelivered", "30003"),
+        ("+15005550305", "undelivered", "30005"),
+        ("+15005550306", "undelivered", "30006"),
+        ("+15005550307", "undelivered", "30007"),
+        (TO_FAILED, "failed", "30008"),
+    ],
+)
+def test_callbacks_play_sent_then_the_numbers_outcome(
+    sdk: Client, simulator: Simulator, to: str, final: str, code: str | None
+) -> None:
     message = send(sdk, simulator, to=to)
     sent, last = simulator.flush_callbacks()
     assert statuses([sent, last]) == ["sent", final]
-    assert sent.params == {"MessageSid": message.sid, "SmsSid": message.sid, "AccountSid": simulator.account_sid,
-                           "From": simulator.from_number, "To": to, "ApiVersion": "2010-04-01",
-                           "MessageStatus": "sent", "SmsStatus": "sent"}
+    assert sent.params == {
+        "MessageSid": message.sid,
+        "SmsSid": message.sid,
+        "AccountSid": simulator.account_sid,
+        "From": simulator.from_number,
+        "To": to,
+        "ApiVersion": "2010-04-01",
+        "MessageStatus": "sent",
+        "SmsStatus": "sent",
+    }
     assert last.params.get("ErrorCode") == code
     assert re.fullmatch(r"\d{10}", last.params["RawDlrDoneDate"])
     assert last.request.url == CALLBACK and last.status_code == 204
@@ -237,8 +264,7 @@ def test_latency_knob_delays_every_answer(sdk: Client, simulator: Simulator) -> 
     assert time.monotonic() - started >= 0.3
 
 
-@pytest.mark.parametrize(("knob", "status", "code"), [("error_429_rate", 429, 20429),
-                                                       ("error_500_rate", 500, 20500)])
+@pytest.mark.parametrize(("knob", "status", "code"), [("error_429_rate", 429, 20429), ("error_500_rate", 500, 20500)])
 def test_error_rate_knobs(sdk: Client, simulator: Simulator, knob: str, status: int, code: int) -> None:
     simulator.set_knobs(**{knob: 1.0})
     with pytest.raises(TwilioRestException) as info:
@@ -348,8 +374,9 @@ def receiver() -> Iterator[tuple[str, list[tuple[str, dict[str, str], str]]]]:
     server.server_close()
 
 
-def test_real_http_callbacks_arrive_in_order_after_their_delays(sdk: Client, simulator: Simulator,
-                                                                receiver: Any) -> None:
+def test_real_http_callbacks_arrive_in_order_after_their_delays(
+    sdk: Client, simulator: Simulator, receiver: Any
+) -> None:
     base, received = receiver
     simulator.set_transport(HttpTransport())
     simulator.set_knobs(hold_callbacks=False, callback_sent_delay=0.05, callback_final_delay=0.3)
@@ -360,8 +387,10 @@ def test_real_http_callbacks_arrive_in_order_after_their_delays(sdk: Client, sim
     assert [r.status_code for r in records] == [200, 200]
     assert [p["MessageStatus"] for _, p, _ in received] == ["sent", "undelivered"]
     validator = RequestValidator(simulator.auth_token)
-    assert all(path == "/webhooks/twilio/status?d=3" and validator.validate(url, params, signature)
-               for path, params, signature in received)
+    assert all(
+        path == "/webhooks/twilio/status?d=3" and validator.validate(url, params, signature)
+        for path, params, signature in received
+    )
 
 
 def test_flask_transport_keeps_the_public_host_so_the_signature_validates(sdk: Client, simulator: Simulator) -> None:
@@ -370,8 +399,11 @@ def test_flask_transport_keeps_the_public_host_so_the_signature_validates(sdk: C
 
     @probe.post("/webhooks/twilio/status")
     def status() -> tuple[str, int]:
-        seen.append(RequestValidator(simulator.auth_token).validate(
-            request.url, request.form, request.headers.get("X-Twilio-Signature", "")))
+        seen.append(
+            RequestValidator(simulator.auth_token).validate(
+                request.url, request.form, request.headers.get("X-Twilio-Signature", "")
+            )
+        )
         return "", 204
 
     simulator.set_transport(FlaskTransport(probe))
@@ -406,10 +438,30 @@ def test_control_endpoint_reads_and_sets_knobs(sdk: Client, simulator: Simulator
 def test_module_entry_serves_until_sigterm(tmp_path: Any) -> None:
     sid, token = "AC" + "ab" * 16, "cli-token"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "smsdash.simulator", "--host", "127.0.0.1", "--port", "0",
-         "--account-sid", sid, "--auth-token", token, "--trial", "--latency", "0.01",
-         "--from-number", "+16502530000", "--messaging-service-sid", "MG" + "cd" * 16],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+        [
+            sys.executable,
+            "-m",
+            "smsdash.simulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--account-sid",
+            sid,
+            "--auth-token",
+            token,
+            "--trial",
+            "--latency",
+            "0.01",
+            "--from-number",
+            "+16502530000",
+            "--messaging-service-sid",
+            "MG" + "cd" * 16,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -427,7 +479,8 @@ def test_module_entry_serves_until_sigterm(tmp_path: Any) -> None:
 
 
 def test_twilio_app_receives_the_simulators_callbacks_through_its_webhook(
-        twilio_app: Flask, simulator: Simulator, make_delivery: Any) -> None:
+    twilio_app: Flask, simulator: Simulator, make_delivery: Any
+) -> None:
     from smsdash.twilio.messages_api import send_sms
     from smsdash.twilio.public_url import status_callback_url
     from tests.fixtures_webhooks import delivery_row
@@ -437,13 +490,16 @@ def test_twilio_app_receives_the_simulators_callbacks_through_its_webhook(
         message = send_sms(TO_UNREACHABLE, "hello", status_callback_url(twilio_app.config, delivery_id))
     records = simulator.flush_callbacks()
     assert [(r.status, r.status_code is not None and r.status_code < 300) for r in records] == [
-        ("sent", True), ("undelivered", True)]
+        ("sent", True),
+        ("undelivered", True),
+    ]
     row = delivery_row(twilio_app, delivery_id)
     assert (row.status, row.error_code, row.external_message_id) == ("undelivered", 30003, message.sid)
 
 
-def test_inbound_replies_reach_the_apps_inbound_webhook_signed(twilio_app: Flask, simulator: Simulator,
-                                                               sdk: Client) -> None:
+def test_inbound_replies_reach_the_apps_inbound_webhook_signed(
+    twilio_app: Flask, simulator: Simulator, sdk: Client
+) -> None:
     from smsdash.delivery.optouts import is_opted_out
 
     assert simulator.inbound("+16502530000", "STOP") is None  # no inbound URL configured yet

@@ -1,5 +1,6 @@
 """One body rule for both ways of sending: the compose form and `sms send` refuse the same
 bodies in the same words, and count the same text the same way."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -25,13 +26,18 @@ def _post_compose(client: FlaskClient, body: str) -> Any:
     return client.post("/messages/new", data={"recipients": "+14155550104", "body": body, "csrf_token": token})
 
 
-@pytest.mark.parametrize(("body", "words"), [
-    ("", "The message is empty: write the text to send."),
-    (" \n\t  \n", "The message is empty: write the text to send."),
-    ("a" * 1601, "The message is 1601 characters long; Twilio accepts at most 1600."),
-], ids=["empty", "whitespace only", "one over"])
-def test_form_and_cli_refuse_a_bad_body_in_the_same_words(app: Flask, logged_in: FlaskClient, runner: Any,
-                                                            body: str, words: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ("", "The message is empty: write the text to send."),
+        (" \n\t  \n", "The message is empty: write the text to send."),
+        ("a" * 1601, "The message is 1601 characters long; Twilio accepts at most 1600."),
+    ],
+    ids=["empty", "whitespace only", "one over"],
+)
+def test_form_and_cli_refuse_a_bad_body_in_the_same_words(
+    app: Flask, logged_in: FlaskClient, runner: Any, body: str, words: str
+) -> None:
     page = _post_compose(logged_in, body)
     assert page.status_code == 422
     assert f'<ul class="field-error" id="body-error"><li>{words}</li></ul>' in page.get_data(as_text=True)
@@ -41,8 +47,9 @@ def test_form_and_cli_refuse_a_bad_body_in_the_same_words(app: Flask, logged_in:
     assert _messages(app) == []
 
 
-def test_the_limit_is_twilios_and_a_body_at_it_is_sent_both_ways(app: Flask, logged_in: FlaskClient,
-                                                                   runner: Any) -> None:
+def test_the_limit_is_twilios_and_a_body_at_it_is_sent_both_ways(
+    app: Flask, logged_in: FlaskClient, runner: Any
+) -> None:
     assert MAX_BODY_CHARS == 1600  # Twilio's Messages API: Body up to 1,600 characters (error 21617)
     body = "a" * MAX_BODY_CHARS
     assert _post_compose(logged_in, body).status_code == 302
@@ -50,8 +57,7 @@ def test_the_limit_is_twilios_and_a_body_at_it_is_sent_both_ways(app: Flask, log
     assert _messages(app) == [body, body]
 
 
-def test_line_breaks_count_once_whichever_way_the_text_arrives(app: Flask, logged_in: FlaskClient,
-                                                                runner: Any) -> None:
+def test_line_breaks_count_once_whichever_way_the_text_arrives(app: Flask, logged_in: FlaskClient, runner: Any) -> None:
     """A browser posts a textarea's line breaks as CRLF; the live counter and the CLI see LF.
     Sixteen 100-character lines are 1600 characters either way, and sent with LF."""
     typed = ("a" * 99 + "\n") * 16

@@ -1,4 +1,5 @@
 """Segment counting: GSM-7 and UCS-2 limits, extension characters, emoji, the 1600-char cap."""
+
 from __future__ import annotations
 
 import pytest

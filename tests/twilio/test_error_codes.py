@@ -1,12 +1,32 @@
 """The error-code catalogue: every code DESIGN.md names is explained, and retry advice is right."""
+
 from __future__ import annotations
 
 import pytest
 
 from smsdash.twilio.error_codes import explain, known_codes
 
-DESIGN_CODES = [20003, 20429, 21211, 21408, 21606, 21608, 21610, 21611, 21612, 21614, 30001, 30003,
-                30005, 30006, 30007, 30008, 30032, 30034, 30036]
+DESIGN_CODES = [
+    20003,
+    20429,
+    21211,
+    21408,
+    21606,
+    21608,
+    21610,
+    21611,
+    21612,
+    21614,
+    30001,
+    30003,
+    30005,
+    30006,
+    30007,
+    30008,
+    30032,
+    30034,
+    30036,
+]
 DELIVERY_CODES = [30002, 30004, 30009, 30010, 30017, 30019, 30022, 30023, 30024, 30027]
 
 
@@ -25,8 +45,9 @@ def test_transient_errors_are_retryable(code: int) -> None:
     assert explain(code).retryable
 
 
-@pytest.mark.parametrize("code", [20003, 21211, 21408, 21606, 21608, 21610, 21612, 21614, 30005, 30006,
-                                  30007, 30032, 30034])
+@pytest.mark.parametrize(
+    "code", [20003, 21211, 21408, 21606, 21608, 21610, 21612, 21614, 30005, 30006, 30007, 30032, 30034]
+)
 def test_permanent_errors_are_not_retryable(code: int) -> None:
     assert not explain(code).retryable
 

@@ -1,4 +1,5 @@
 """CSV export: a contact name that a spreadsheet would run as a formula is exported as text."""
+
 from __future__ import annotations
 
 import csv
@@ -31,8 +32,9 @@ def test_export_writes_a_formula_like_contact_name_as_text(app: Flask, logged_in
         message = Message(body="Hi", recipient_count=1)
         db.session.add_all([contact, message])
         db.session.flush()
-        db.session.add(Delivery(message_id=message.id, to_number=contact.phone, status="delivered",
-                                contact_id=contact.id))
+        db.session.add(
+            Delivery(message_id=message.id, to_number=contact.phone, status="delivered", contact_id=contact.id)
+        )
         db.session.commit()
         message_id = message.id
     response = logged_in.get(f"/messages/{message_id}/deliveries.csv")

@@ -4,6 +4,7 @@ Signatures are computed with twilio's own RequestValidator for the public URL Tw
 (`https://smsdash.example.com/...`); the test client talks to `http://localhost`, so every test
 also exercises the BASE_HOST_URL reconstruction.
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,8 +48,10 @@ Post = Callable[..., TestResponse]
 
 def row_counts(app: Flask) -> tuple[int, int, int]:
     with app.app_context():
-        return tuple(db.session.scalar(select(func.count()).select_from(model))  # type: ignore[return-value]
-                     for model in (Event, PendingCallback, OptOut))
+        return tuple(
+            db.session.scalar(select(func.count()).select_from(model))  # type: ignore[return-value]
+            for model in (Event, PendingCallback, OptOut)
+        )
 
 
 def test_valid_callback_is_applied(app: Flask, post_signed: Post, make_delivery: Callable[..., int]) -> None:
@@ -62,8 +65,9 @@ def test_valid_callback_is_applied(app: Flask, post_signed: Post, make_delivery:
     assert event.received_at is not None
 
 
-def test_callback_is_found_by_sid_without_delivery_id(app: Flask, post_signed: Post,
-                                                      make_delivery: Callable[..., int]) -> None:
+def test_callback_is_found_by_sid_without_delivery_id(
+    app: Flask, post_signed: Post, make_delivery: Callable[..., int]
+) -> None:
     delivery_id = make_delivery(status="sent", sid=SID)
     assert post_signed(STATUS, callback_params(SID, "delivered", RawDlrDoneDate="2611262305")).status_code == 200
     delivery = delivery_row(app, delivery_id)
@@ -72,8 +76,9 @@ def test_callback_is_found_by_sid_without_delivery_id(app: Flask, post_signed: P
     assert events_of(app, delivery_id)[0].occurred_at == datetime(2026, 11, 26, 23, 5, tzinfo=UTC)
 
 
-def test_tampered_param_is_refused_and_writes_nothing(app: Flask, client: FlaskClient, post_signed: Post,
-                                                      make_delivery: Callable[..., int]) -> None:
+def test_tampered_param_is_refused_and_writes_nothing(
+    app: Flask, client: FlaskClient, post_signed: Post, make_delivery: Callable[..., int]
+) -> None:
     delivery_id = make_delivery(sid=SID)
     params = callback_params(SID, "failed", ErrorCode="30007")
     signature = sign(f"{PUBLIC_BASE}{STATUS}?d={delivery_id}", params)
@@ -84,22 +89,28 @@ def test_tampered_param_is_refused_and_writes_nothing(app: Flask, client: FlaskC
     assert row_counts(app) == (0, 0, 0)
 
 
-def test_wrong_url_is_refused_and_writes_nothing(app: Flask, post_signed: Post,
-                                                 make_delivery: Callable[..., int]) -> None:
+def test_wrong_url_is_refused_and_writes_nothing(
+    app: Flask, post_signed: Post, make_delivery: Callable[..., int]
+) -> None:
     delivery_id = make_delivery(sid=SID)
     signed_for = f"https://attacker.example.net{STATUS}?d={delivery_id}"
     response = post_signed(STATUS, callback_params(SID, "delivered"), query={"d": delivery_id}, signed_url=signed_for)
     assert response.status_code == 403
     other_delivery = f"{PUBLIC_BASE}{STATUS}?d={delivery_id + 1}"
-    assert post_signed(STATUS, callback_params(SID, "delivered"), query={"d": delivery_id},
-                       signed_url=other_delivery).status_code == 403
+    assert (
+        post_signed(
+            STATUS, callback_params(SID, "delivered"), query={"d": delivery_id}, signed_url=other_delivery
+        ).status_code
+        == 403
+    )
     assert delivery_row(app, delivery_id).status == "queued"
     assert row_counts(app) == (0, 0, 0)
 
 
 @pytest.mark.parametrize("path", [STATUS, INBOUND])
 def test_a_signature_with_non_ascii_characters_is_refused_not_a_server_error(
-        app: Flask, post_signed: Post, make_delivery: Callable[..., int], path: str) -> None:
+    app: Flask, post_signed: Post, make_delivery: Callable[..., int], path: str
+) -> None:
     """Anyone can post to the webhooks: a header no HMAC could produce gets the 403 every bad
     signature gets, not a 500 from comparing it."""
     delivery_id = make_delivery(sid=SID)
@@ -111,16 +122,22 @@ def test_a_signature_with_non_ascii_characters_is_refused_not_a_server_error(
 
 
 def test_missing_signature_or_token_is_refused_with_a_log_line_without_secrets(
-        app: Flask, client: FlaskClient, post_signed: Post, make_delivery: Callable[..., int],
-        caplog: pytest.LogCaptureFixture) -> None:
+    app: Flask,
+    client: FlaskClient,
+    post_signed: Post,
+    make_delivery: Callable[..., int],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     delivery_id = make_delivery(sid=SID)
     params = callback_params(SID, "sent")
     with caplog.at_level(logging.WARNING, logger="smsdash.webhooks.views"):
         assert client.post(f"{STATUS}?d={delivery_id}", data=params).status_code == 403
         app.config["TWILIO_AUTH_TOKEN"] = ""
         signature = sign(f"{PUBLIC_BASE}{STATUS}?d={delivery_id}", params)
-        assert client.post(f"{STATUS}?d={delivery_id}", data=params,
-                           headers={"X-Twilio-Signature": signature}).status_code == 403
+        assert (
+            client.post(f"{STATUS}?d={delivery_id}", data=params, headers={"X-Twilio-Signature": signature}).status_code
+            == 403
+        )
     assert "no X-Twilio-Signature" in caplog.text
     assert "TWILIO_AUTH_TOKEN is not set" in caplog.text
     assert AUTH_TOKEN not in caplog.text and signature not in caplog.text
@@ -130,13 +147,20 @@ def test_missing_signature_or_token_is_refused_with_a_log_line_without_secrets(
 def _app_like(app: Flask, **overrides: object) -> Flask:
     """A second app over the same database and Redis, with different proxy settings."""
     keys = ("TESTING", "SECRET_KEY", "SQLALCHEMY_DATABASE_URI", "REDIS_URL", "EMBEDDED_REDIS_PATH")
-    return create_app({**{k: app.config[k] for k in keys}, "INSTANCE_PATH": app.instance_path,
-                       "TWILIO_AUTH_TOKEN": AUTH_TOKEN, **overrides})
+    return create_app(
+        {
+            **{k: app.config[k] for k in keys},
+            "INSTANCE_PATH": app.instance_path,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            **overrides,
+        }
+    )
 
 
 @pytest.mark.parametrize("hops, expected", [(1, 200), (0, 403)])
 def test_behind_a_proxy_the_forwarded_public_url_is_validated(
-        app: Flask, make_delivery: Callable[..., int], hops: int, expected: int) -> None:
+    app: Flask, make_delivery: Callable[..., int], hops: int, expected: int
+) -> None:
     """Heroku's router: the app gets http on an internal port, Host is the public host,
     X-Forwarded-Proto says https. With no BASE_HOST_URL, only ProxyFix can recover the URL."""
     delivery_id = make_delivery(sid=SID)
@@ -144,9 +168,16 @@ def test_behind_a_proxy_the_forwarded_public_url_is_validated(
     params = callback_params(SID, "sent")
     url = f"https://public.example.org{STATUS}?d={delivery_id}"
     response = proxied.test_client().post(
-        f"{STATUS}?d={delivery_id}", data=params, base_url="http://10.1.2.3:31337",
-        headers={"Host": "public.example.org", "X-Forwarded-Proto": "https", "X-Forwarded-For": "54.1.2.3",
-                 "X-Twilio-Signature": sign(url, params)})
+        f"{STATUS}?d={delivery_id}",
+        data=params,
+        base_url="http://10.1.2.3:31337",
+        headers={
+            "Host": "public.example.org",
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-For": "54.1.2.3",
+            "X-Twilio-Signature": sign(url, params),
+        },
+    )
     assert response.status_code == expected
     assert delivery_row(app, delivery_id).status == ("sent" if expected == 200 else "queued")
     with proxied.app_context():
@@ -154,7 +185,8 @@ def test_behind_a_proxy_the_forwarded_public_url_is_validated(
 
 
 def test_delivered_then_sent_stays_delivered_with_both_events(
-        app: Flask, post_signed: Post, make_delivery: Callable[..., int]) -> None:
+    app: Flask, post_signed: Post, make_delivery: Callable[..., int]
+) -> None:
     delivery_id = make_delivery(sid=SID)
     assert post_signed(STATUS, callback_params(SID, "delivered"), query={"d": delivery_id}).status_code == 200
     assert post_signed(STATUS, callback_params(SID, "sent"), query={"d": delivery_id}).status_code == 200
@@ -162,8 +194,9 @@ def test_delivered_then_sent_stays_delivered_with_both_events(
     assert [e.event_type for e in events_of(app, delivery_id)] == ["delivered", "sent"]
 
 
-def test_the_same_callback_twice_gives_one_event(app: Flask, post_signed: Post,
-                                                 make_delivery: Callable[..., int]) -> None:
+def test_the_same_callback_twice_gives_one_event(
+    app: Flask, post_signed: Post, make_delivery: Callable[..., int]
+) -> None:
     delivery_id = make_delivery(sid=SID)
     for _ in range(2):
         assert post_signed(STATUS, callback_params(SID, "sent"), query={"d": delivery_id}).status_code == 200
@@ -171,7 +204,8 @@ def test_the_same_callback_twice_gives_one_event(app: Flask, post_signed: Post,
 
 
 def test_callback_before_the_job_stored_the_sid_is_applied_and_records_it(
-        app: Flask, post_signed: Post, make_delivery: Callable[..., int]) -> None:
+    app: Flask, post_signed: Post, make_delivery: Callable[..., int]
+) -> None:
     delivery_id = make_delivery(status="queued", sid=None)
     assert post_signed(STATUS, callback_params(SID, "sent"), query={"d": delivery_id}).status_code == 200
     delivery = delivery_row(app, delivery_id)
@@ -179,7 +213,8 @@ def test_callback_before_the_job_stored_the_sid_is_applied_and_records_it(
 
 
 def test_unknown_sid_is_kept_pending_then_applied_when_the_sid_appears(
-        app: Flask, post_signed: Post, make_delivery: Callable[..., int]) -> None:
+    app: Flask, post_signed: Post, make_delivery: Callable[..., int]
+) -> None:
     assert post_signed(STATUS, callback_params(SID, "delivered")).status_code == 200
     assert post_signed(STATUS, callback_params(SID, "sent"), query={"d": 999999}).status_code == 200
     assert row_counts(app) == (0, 2, 0)
@@ -194,7 +229,8 @@ def test_unknown_sid_is_kept_pending_then_applied_when_the_sid_appears(
 
 
 def test_a_callback_parked_while_a_d_callback_stores_the_sid_is_still_applied(
-        app: Flask, post_signed: Post, make_delivery: Callable[..., int], monkeypatch: pytest.MonkeyPatch) -> None:
+    app: Flask, post_signed: Post, make_delivery: Callable[..., int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A callback with our delivery id stores the SID (it beat the send job); the Messaging
     # Service's copy of another status (no delivery id) is parked after the first one looked for
     # waiting callbacks but before it committed. PostgreSQL only: SQLite lets one writer at a time.
@@ -210,7 +246,9 @@ def test_a_callback_parked_while_a_d_callback_stores_the_sid_is_still_applied(
 
         def post() -> None:  # Twilio's other request, on its own connection and transaction
             with app.app_context():
-                answers.append(post_signed(STATUS, callback_params(sid, "delivered"), via=app.test_client()).status_code)
+                answers.append(
+                    post_signed(STATUS, callback_params(sid, "delivered"), via=app.test_client()).status_code
+                )
                 db.session.remove()
 
         thread = threading.Thread(target=post)
@@ -226,8 +264,9 @@ def test_a_callback_parked_while_a_d_callback_stores_the_sid_is_still_applied(
     assert sorted(e.event_type for e in events_of(app, delivery_id)) == ["delivered", "sent"]
 
 
-def test_undelivered_30003_shows_its_explanation(app: Flask, post_signed: Post,
-                                                 make_delivery: Callable[..., int]) -> None:
+def test_undelivered_30003_shows_its_explanation(
+    app: Flask, post_signed: Post, make_delivery: Callable[..., int]
+) -> None:
     delivery_id = make_delivery(status="sent", sid=SID)
     params = callback_params(SID, "undelivered", ErrorCode="30003", RawDlrDoneDate="2611262310")
     assert post_signed(STATUS, params, query={"d": delivery_id}).status_code == 200
@@ -239,25 +278,27 @@ def test_undelivered_30003_shows_its_explanation(app: Flask, post_signed: Post,
     assert (event.event_type, event.error_code) == ("undelivered", 30003)
 
 
-@pytest.mark.parametrize("params, query", [
-    ({"MessageSid": SID}, {}),
-    ({"MessageStatus": "sent"}, {}),
-    (callback_params(SID, "teleported"), {}),
-    (callback_params(SID, "sent"), {"d": "1; drop table"}),
-    (callback_params(SID, "sent"), {"d": "99999999999999999999"}),
-    (callback_params(SID, "sent"), {"d": "\u00b2"}),
-])
+@pytest.mark.parametrize(
+    "params, query",
+    [
+        ({"MessageSid": SID}, {}),
+        ({"MessageStatus": "sent"}, {}),
+        (callback_params(SID, "teleported"), {}),
+        (callback_params(SID, "sent"), {"d": "1; drop table"}),
+        (callback_params(SID, "sent"), {"d": "99999999999999999999"}),
+        (callback_params(SID, "sent"), {"d": "\u00b2"}),
+    ],
+)
 def test_malformed_callback_is_a_400_and_applies_nothing(
-        app: Flask, post_signed: Post, make_delivery: Callable[..., int],
-        params: dict[str, str], query: dict[str, str]) -> None:
+    app: Flask, post_signed: Post, make_delivery: Callable[..., int], params: dict[str, str], query: dict[str, str]
+) -> None:
     delivery_id = make_delivery(sid=SID)
     assert post_signed(STATUS, params, query=query).status_code == 400
     assert delivery_row(app, delivery_id).status == "queued"
     assert row_counts(app) == (0, 0, 0)
 
 
-def test_50_concurrent_callbacks_leave_a_consistent_state(
-        app: Flask, make_delivery: Callable[..., int]) -> None:
+def test_50_concurrent_callbacks_leave_a_consistent_state(app: Flask, make_delivery: Callable[..., int]) -> None:
     """Repeated and out-of-order callbacks at once, while the delivery has no SID yet: the
     delivery ends in the highest status, its SID is stored, and each status is one event."""
     app.config["TWILIO_AUTH_TOKEN"] = AUTH_TOKEN
@@ -272,8 +313,15 @@ def test_50_concurrent_callbacks_leave_a_consistent_state(
 
 
 def inbound_params(body: str, **extra: str) -> dict[str, str]:
-    params = {"MessageSid": "SM" + "d" * 32, "AccountSid": "AC" + "0" * 32, "From": RECIPIENT,
-              "To": OUR_NUMBER, "Body": body, "NumMedia": "0", "ApiVersion": "2010-04-01"}
+    params = {
+        "MessageSid": "SM" + "d" * 32,
+        "AccountSid": "AC" + "0" * 32,
+        "From": RECIPIENT,
+        "To": OUR_NUMBER,
+        "Body": body,
+        "NumMedia": "0",
+        "ApiVersion": "2010-04-01",
+    }
     params.update(extra)
     return params
 
@@ -298,8 +346,7 @@ def test_start_reply_lifts_the_opt_out_and_other_text_changes_nothing(app: Flask
         assert not is_opted_out(RECIPIENT, OUR_NUMBER)
 
 
-def test_stop_through_a_messaging_service_blocks_both_the_number_and_the_service(
-        app: Flask, post_signed: Post) -> None:
+def test_stop_through_a_messaging_service_blocks_both_the_number_and_the_service(app: Flask, post_signed: Post) -> None:
     service = "MG" + "e" * 32
     post_signed(INBOUND, inbound_params("STOP", MessagingServiceSid=service))
     with app.app_context():
@@ -312,7 +359,8 @@ def test_unsigned_inbound_is_refused(app: Flask, client: FlaskClient, post_signe
 
 
 def test_a_stop_reply_blocks_the_next_send_to_that_number(
-        app: Flask, post_signed: Post, make_delivery: Callable[..., int]) -> None:
+    app: Flask, post_signed: Post, make_delivery: Callable[..., int]
+) -> None:
     """Through the send job: the delivery is canceled before any request to Twilio."""
     app.config.update(TWILIO_FROM_NUMBER=OUR_NUMBER, TWILIO_MESSAGING_SERVICE_SID="")
     delivery_id = make_delivery(to=RECIPIENT, status="queued")
