@@ -3,13 +3,14 @@
 The database is the source of truth for every delivery; Redis only carries work. Column and
 table names follow DESIGN.md's contracts (`comms_messages`, `comms_deliveries`, `comms_events`).
 """
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -171,14 +172,10 @@ class Event(db.Model):  # type: ignore[name-defined]
     """
 
     __tablename__ = "comms_events"
-    __table_args__ = (
-        UniqueConstraint("delivery_id", "dedupe_key", name="uq_comms_events_delivery_dedupe"),
-    )
+    __table_args__ = (UniqueConstraint("delivery_id", "dedupe_key", name="uq_comms_events_delivery_dedupe"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    delivery_id: Mapped[int] = mapped_column(
-        ForeignKey("comms_deliveries.id", ondelete="CASCADE")
-    )
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("comms_deliveries.id", ondelete="CASCADE"))
     event_type: Mapped[str] = mapped_column(String(32))
     source: Mapped[str] = mapped_column(String(16))
     error_code: Mapped[int | None] = mapped_column(Integer)
@@ -193,6 +190,23 @@ class PendingCallback(db.Model):  # type: ignore[name-defined]
     """A status callback that matched no delivery yet; applied when its SID appears."""
 
     __tablename__ = "twilio_pending_callbacks"
+    __table_args__ = (
+        # The worker's 30 s sweep and the retention delete read only the few entries still
+        # waiting (applied_at NULL) or long applied: without these, each scanned the whole table.
+        Index(
+            "ix_twilio_pending_callbacks_waiting_sid",
+            "message_sid",
+            postgresql_where=text("applied_at IS NULL"),
+            sqlite_where=text("applied_at IS NULL"),
+        ),
+        Index(
+            "ix_twilio_pending_callbacks_waiting_received",
+            "received_at",
+            postgresql_where=text("applied_at IS NULL"),
+            sqlite_where=text("applied_at IS NULL"),
+        ),
+        Index("ix_twilio_pending_callbacks_applied_at", "applied_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     message_sid: Mapped[str] = mapped_column(String(64), index=True)

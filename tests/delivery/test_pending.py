@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from flask import Flask
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
-from smsdash.delivery.pending import KEEP_APPLIED, KEEP_UNMATCHED, apply_pending, keep_pending, unmatched
+from smsdash.delivery.pending import (
+    KEEP_APPLIED,
+    KEEP_UNMATCHED,
+    apply_pending,
+    expired,
+    keep_pending,
+    unmatched,
+    waiting_with_sid_known,
+)
 from smsdash.extensions import db
 from smsdash.models import Delivery, PendingCallback, utcnow
 from smsdash.worker.runner import run_worker
@@ -88,3 +97,26 @@ def test_the_worker_drops_applied_and_long_unmatched_entries(app: Flask, make_de
         run_worker(app, burst=True)
         left = db.session.scalars(select(PendingCallback.message_sid)).all()
     assert left == ["SM" + "b" * 32]
+
+
+def _plan(statement: Any) -> str:
+    """The database's plan for `statement`, as one lowercase text (SQLite or PostgreSQL)."""
+    dialect = db.engine.dialect.name
+    sql = str(statement.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True}))
+    if dialect == "sqlite":
+        rows = db.session.execute(text(f"EXPLAIN QUERY PLAN {sql}")).all()
+        return "\n".join(str(row[-1]) for row in rows).lower()
+    db.session.execute(text("SET LOCAL enable_seqscan = off"))  # a tiny test table: ask for the best index
+    return "\n".join(row[0] for row in db.session.execute(text(f"EXPLAIN {sql}")).all()).lower()
+
+
+def test_the_sweep_and_the_retention_delete_read_the_inbox_through_indexes(app: Flask) -> None:
+    """The worker runs both every 30 s; before the indexes each scanned the whole inbox."""
+    with app.app_context():
+        sweep_plan = _plan(waiting_with_sid_known())
+        delete_plan = _plan(expired(utcnow()))
+        db.session.rollback()
+    for plan in (sweep_plan, delete_plan):
+        assert "ix_twilio_pending_callbacks_" in plan  # one of the inbox's indexes
+        assert "scan twilio_pending_callbacks" not in plan.replace("index scan", "")  # SQLite's full scan
+        assert "seq scan on twilio_pending_callbacks" not in plan  # PostgreSQL's
