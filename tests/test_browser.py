@@ -4,6 +4,8 @@ served over HTTP, a real worker process and the Twilio simulator calling the app
 One operator session: log in, compose to three numbers (one delivered, one Twilio refuses at
 once with 21211, one the carrier reports undelivered), watch the badges change without a page
 reload, open a timeline, download the CSV export, and see a post without a CSRF token refused.
+Every page an operator sees, and the pages again after their live htmx updates, is checked with
+axe-core (`_assert_accessible`): a serious or critical violation fails the test.
 Set SCREENSHOT_DIR to also save the compose page and the message page as PNGs (docs/screenshots).
 """
 
@@ -20,6 +22,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from smsdash.models import User
@@ -37,6 +40,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DELIVERABLE = "+14155550123"
 # Short but visible: the page must show `queued`, then `sent`, then the final status.
 LIVE_KNOBS = {"hold_callbacks": False, "callback_sent_delay": 0.6, "callback_final_delay": 1.8, "callback_jitter": 0.0}
+
+
+# axe-core's impacts are minor, moderate, serious and critical; these two fail a test.
+AXE_FAILING_IMPACTS = ("serious", "critical")
 
 
 def _require_chromium() -> None:
@@ -136,6 +143,27 @@ def _stop(process: subprocess.Popen[bytes]) -> str:
     return err.decode(errors="replace")[-3000:]
 
 
+def _assert_accessible(page: Any, what: str) -> None:
+    """Run axe-core (the copy axe-playwright-python bundles) on the page as it stands now, and fail
+    on any serious or critical violation, naming the rule, its impact and each offending element.
+
+    axe-playwright-python puts axe into the page with `page.evaluate`, which goes through the
+    DevTools protocol and is not subject to the page's `script-src 'self'`; a `<script>` tag
+    would be refused (and fail the CSP check of `browser_page`)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    violations = Axe().run(page).response["violations"]
+    serious = [v for v in violations if v["impact"] in AXE_FAILING_IMPACTS]
+    lines = []
+    for v in serious:
+        lines.append(f"{v['id']} ({v['impact']}): {v['help']} [{v['helpUrl']}]")
+        for node in v["nodes"]:
+            checks = node.get("any", []) + node.get("all", []) + node.get("none", [])
+            why = "; ".join(c["message"] for c in checks if c.get("message"))
+            lines.append(f"    {' >> '.join(map(str, node['target']))}: {why}")
+    assert not serious, f"axe-core on {what} ({page.url}):\n" + "\n".join(lines)
+
+
 def _badge(page: Any, number: str) -> Any:
     return page.locator("tbody.delivery", has_text=number).locator(".status-cell .badge")
 
@@ -165,6 +193,7 @@ def test_operator_watches_a_send_live(
     page.get_by_label("Message", exact=True).fill("Your order has shipped. Reply STOP to opt out.")
     expect(page.locator("#segment-counter")).to_contain_text("1 segment")
     expect(page.locator("#recipient-summary")).to_contain_text("3 recipients")
+    _assert_accessible(page, "the compose page")
     if shots:
         page.get_by_label("Message", exact=True).fill(
             "Your order has shipped – it’s on its way! Reply STOP to opt out."
@@ -177,6 +206,7 @@ def test_operator_watches_a_send_live(
     # Everything is queued (no worker yet); mark the window, then let the worker send.
     for number in (DELIVERABLE, TO_INVALID, TO_UNREACHABLE):
         expect(_badge(page, number)).to_have_text("queued")
+    _assert_accessible(page, "a message just sent, all queued")
     page.evaluate("window.__noReload = 'still here'")
     worker = _start_worker(app)
     try:
@@ -201,6 +231,7 @@ def test_operator_watches_a_send_live(
     expect(timeline).to_contain_text("undelivered")
     expect(timeline).to_contain_text("after sent")
     expect(timeline).to_contain_text("30003")
+    _assert_accessible(page, "a message after its live updates, a timeline open")
     if shots:
         page.screenshot(path=os.path.join(shots, "message.png"), full_page=True)
 
@@ -220,6 +251,10 @@ def test_operator_watches_a_send_live(
     refused = page.request.post(server.url + "/messages/new", form={"recipients": DELIVERABLE, "body": "no token"})
     assert refused.status == 400
     assert len(simulator.messages) == 2  # the refused post sent nothing
+
+    page.get_by_role("link", name="All messages").click()
+    expect(page.locator(".message-item .progress-text")).to_contain_text("3 of 3 final")
+    _assert_accessible(page, "the messages list, the message final")
 
 
 def test_compose_picker_and_bad_numbers_in_the_browser(
@@ -249,6 +284,7 @@ def test_compose_picker_and_bad_numbers_in_the_browser(
     page.get_by_label("Recipients").fill("415 555 0101, 12ab")
     expect(page.locator("#recipient-summary")).to_contain_text("1 duplicate removed")
     expect(page.locator("#recipient-summary")).to_contain_text("12ab")
+    _assert_accessible(page, "the compose page, a group picked and a bad number typed")
 
     page.get_by_label("Message", exact=True).fill("Shift starts at 9 {sharp}")
     expect(page.locator("#segment-counter")).to_contain_text("GSM-7")
@@ -257,6 +293,7 @@ def test_compose_picker_and_bad_numbers_in_the_browser(
     expect(page.get_by_label("Recipients")).to_have_value("415 555 0101, 12ab")
     expect(page.get_by_label("Message", exact=True)).to_have_value("Shift starts at 9 {sharp}")
     expect(page.get_by_label("Group: Night shift (2)")).to_be_checked()
+    _assert_accessible(page, "the compose page refusing a bad number")
     assert simulator.messages == []
 
 
@@ -316,6 +353,7 @@ def test_a_status_filter_stays_truthful_while_deliveries_move(
     expect(kept_row).to_contain_text("No longer in this list; kept here while its timeline is open")
     expect(kept_row.locator(".timeline")).to_contain_text("from send job")
     expect(page.locator("#recipients")).to_contain_text("No recipient matches status “sending”")
+    _assert_accessible(page, "a status filter after its live updates, a row kept")
     kept_row.get_by_role("button", name="Timeline").click()  # closing it lets the row go
     expect(listed).to_have_count(0)
     assert page.evaluate("window.__noReload") == "still here", "the page reloaded instead of updating live"
@@ -345,6 +383,7 @@ def test_a_send_waiting_to_retry_says_so_until_it_goes_out(
         expect(cell.locator(".retry-wait")).to_contain_text("waiting to retry: attempt 2 of 3, due at")
         expect(cell.locator(".retry-wait")).to_contain_text("Too many requests to Twilio at once.")
         expect(cell.locator(".badge")).to_have_attribute("data-status", "sending")
+        _assert_accessible(page, "a message waiting to retry")
         simulator.set_knobs(error_429_rate=0.0)
         expect(cell.locator(".badge")).to_have_attribute("data-status", "delivered", timeout=30_000)
         expect(cell.locator(".retry-wait")).to_have_count(0)
@@ -380,6 +419,7 @@ def test_delete_asks_first_and_a_no_keeps_the_contact(
 
     page.once("dialog", lambda dialog: answer(dialog, accept=False))
     page.goto(f"{server.url}/contacts/{contact_id}/edit")
+    _assert_accessible(page, "a contact's form")
     page.get_by_role("button", name="Delete this contact").click()
     expect(page.get_by_role("button", name="Delete this contact")).to_be_visible()
     assert questions == ["Delete x');alert(1);//?"]
@@ -393,3 +433,130 @@ def test_delete_asks_first_and_a_no_keeps_the_contact(
     with app.app_context():
         db.session.expire_all()
         assert db.session.get(Contact, contact_id) is None
+
+
+def test_every_operator_page_passes_axe(app: Flask, live: tuple[LiveServer, Simulator], browser_page: Any) -> None:
+    """axe-core on each page an operator sees, empty and filled: log in (with a wrong password),
+    messages, compose (picker, summary and counter after their htmx updates), a message with
+    deliveries in every kind of state and a timeline open, contacts, a contact's form (with its
+    errors), groups, a group, the CSV import (with its report) and setup (its checklist loaded)."""
+    from playwright.sync_api import expect
+
+    from smsdash.compose import Recipient, compose_message
+    from smsdash.extensions import db
+    from smsdash.models import Contact, Delivery, Group
+    from smsdash.optouts import record_opt_out
+    from smsdash.status import apply_status
+
+    server, _ = live
+    page = browser_page
+    check = _assert_accessible
+
+    page.goto(server.url + "/login")
+    check(page, "the login page")
+    page.get_by_label("Email").fill("op@example.com")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator(".field-error, .flash").first).to_be_visible()
+    check(page, "the login page refusing a wrong password")
+    _log_in(page, server)
+    expect(page.locator(".empty")).to_contain_text("No messages yet")
+    check(page, "the messages list, empty")
+    page.goto(server.url + "/contacts")
+    expect(page.get_by_role("heading", name="Contacts")).to_be_visible()
+    check(page, "the contacts list, empty")
+    page.goto(server.url + "/groups")
+    check(page, "the groups page, empty")
+
+    with app.app_context():
+        ada, bob = Contact(name="Ada", phone="+14155550101"), Contact(name="Bob", phone="+14155550102")
+        night = Group(name="Night shift", contacts=[ada, bob])
+        db.session.add_all([night, Contact(name="Cy", phone="+14155550103")])
+        record_opt_out(bob.phone, "", "test")
+        db.session.commit()
+        group_id, ada_id = night.id, ada.id
+        numbers = ["+14155550131", "+14155550132", "+14155550133", "+14155550134"]
+        message = compose_message("Shift starts at 9. Reply STOP to opt out.",
+                                  [Recipient(ada.phone, ada.id), Recipient(bob.phone, bob.id)]
+                                  + [Recipient(n) for n in numbers], author_id=None)
+        mid = message.id
+        ids = dict(db.session.execute(select(Delivery.to_number, Delivery.id).where(Delivery.message_id == mid)).all())
+        apply_status(ids[ada.phone], "sending", source="job")
+        apply_status(ids[ada.phone], "sent", source="job", sid="SM" + "1" * 32)
+        apply_status(ids[ada.phone], "delivered", source="twilio")
+        apply_status(ids[numbers[0]], "failed", source="job", error_code=20429)  # retryable: a Retry button
+        apply_status(ids[numbers[1]], "sending", source="job")
+        apply_status(ids[numbers[1]], "sent", source="job", sid="SM" + "2" * 32)
+        apply_status(ids[numbers[1]], "undelivered", source="twilio", error_code=30003)
+        apply_status(ids[numbers[2]], "sending", source="job")  # numbers[3] stays queued
+        db.session.commit()
+
+    page.goto(server.url + "/messages")
+    expect(page.locator(".message-item")).to_have_count(1)
+    check(page, "the messages list")
+
+    page.goto(f"{server.url}/messages/{mid}")
+    expect(_badge(page, numbers[1])).to_have_attribute("data-status", "undelivered")
+    expect(page.get_by_role("button", name="Retry")).to_be_visible()
+    check(page, "a message with deliveries")
+    row = page.locator("tbody.delivery", has_text=numbers[1])
+    row.get_by_role("button", name="Timeline").click()
+    expect(row.locator(".step-error")).to_contain_text("30003")
+    check(page, "a message with a timeline open")
+    page.get_by_label("Status", exact=True).select_option("failed")
+    expect(page.locator("#recipients tbody.delivery")).to_have_count(1)
+    check(page, "a message's recipients filtered by status")
+
+    page.goto(server.url + "/messages/new")
+    page.get_by_label("Add contacts or groups").fill("night")
+    page.get_by_label("Group: Night shift (2)").check()
+    page.get_by_label("Recipients").fill("415 555 0101, 12ab")
+    expect(page.locator("#recipient-summary")).to_contain_text("1 opted out")
+    expect(page.locator("#recipient-summary")).to_contain_text("12ab")
+    page.get_by_label("Message", exact=True).fill("Your order has shipped – it’s on its way!")
+    expect(page.locator("#segment-counter")).to_contain_text("UCS-2")
+    check(page, "the compose page after its live updates")
+    page.get_by_label("Add contacts or groups").fill("zzz")
+    expect(page.locator("#picker")).to_contain_text("No contact or group matches")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#recipients-error")).to_contain_text("12ab: not a phone number")
+    check(page, "the compose page refusing a bad number")
+
+    page.goto(server.url + "/contacts")
+    expect(page.locator("#contact-rows tbody tr")).to_have_count(3)
+    check(page, "the contacts list")
+    page.get_by_label("Search by name or number").fill("nobody")
+    expect(page.locator("#contact-rows")).to_contain_text("No contact matches")
+    check(page, "the contacts list searched without a match")
+
+    page.goto(server.url + "/contacts/new")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".field-error").first).to_be_visible()
+    check(page, "the new-contact form with its errors")
+    page.goto(f"{server.url}/contacts/{ada_id}/edit")
+    expect(page.get_by_label("Night shift")).to_be_checked()
+    check(page, "a contact's form")
+
+    page.goto(server.url + "/groups")
+    expect(page.get_by_role("link", name="Night shift")).to_be_visible()
+    check(page, "the groups page")
+    page.goto(f"{server.url}/groups/{group_id}")
+    expect(page.get_by_role("heading", name="2 members")).to_be_visible()
+    check(page, "a group's page")
+
+    page.goto(server.url + "/contacts/import")
+    check(page, "the import page")
+    page.get_by_label("CSV file").set_input_files(
+        files=[{"name": "c.csv", "mimeType": "text/csv", "buffer": b"name,phone\nDee,4155550104\nBad,12ab\n"}])
+    page.get_by_role("button", name="Import").click()
+    expect(page.locator("#import-report")).to_contain_text("1 added")
+    check(page, "the import page with its report")
+
+    page.goto(server.url + "/setup")
+    expect(page.locator("#checks .check").first).to_be_visible()
+    check(page, "the setup page with its checklist")
+    page.evaluate("document.getElementById('checks').dataset.stale = 'yes'")
+    page.get_by_role("button", name="Check again").click()
+    expect(page.locator("#checks[data-stale]")).to_have_count(0)  # the checklist was replaced
+    expect(page.get_by_role("button", name="Check again")).to_be_enabled()
+    check(page, "the setup page after Check again")
