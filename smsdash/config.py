@@ -71,6 +71,17 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def log_level(env: Mapping[str, str]) -> str:
+    """LOG_LEVEL, one of LOG_LEVELS (default info: what happened, without the worker's routine)."""
+    raw = (env.get("LOG_LEVEL") or "info").strip().lower()
+    if raw not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {raw!r}")
+    return raw
+
+
 def _float(env: Mapping[str, str], name: str, default: float | None) -> float | None:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -93,6 +104,7 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         # restart) invalidates the pool; recycling bounds a connection's age below server or
         # proxy idle timeouts.
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_recycle": 1800},
+        "LOG_LEVEL": log_level(env),
         "REDIS_URL": env.get("REDIS_URL") or None,
         "EMBEDDED_REDIS_PATH": str(Path(instance_path) / "redis.db"),
         "TWILIO_ACCOUNT_SID": env.get("TWILIO_ACCOUNT_SID", ""),

@@ -317,7 +317,7 @@ def test_a_status_filter_stays_truthful_while_deliveries_move(
         db.session.flush()
         rows = [
             Delivery(message_id=message.id, to_number=n, status=s)
-            for n, s in zip(numbers, ("failed", "sending", "sending", "sending"))
+            for n, s in zip(numbers, ("failed", "sending", "sending", "sending"), strict=True)
         ]
         db.session.add_all(rows)
         db.session.commit()
@@ -476,9 +476,11 @@ def test_every_operator_page_passes_axe(app: Flask, live: tuple[LiveServer, Simu
         db.session.commit()
         group_id, ada_id = night.id, ada.id
         numbers = ["+14155550131", "+14155550132", "+14155550133", "+14155550134"]
-        message = compose_message("Shift starts at 9. Reply STOP to opt out.",
-                                  [Recipient(ada.phone, ada.id), Recipient(bob.phone, bob.id)]
-                                  + [Recipient(n) for n in numbers], author_id=None)
+        message = compose_message(
+            "Shift starts at 9. Reply STOP to opt out.",
+            [Recipient(ada.phone, ada.id), Recipient(bob.phone, bob.id)] + [Recipient(n) for n in numbers],
+            author_id=None,
+        )
         mid = message.id
         ids = dict(db.session.execute(select(Delivery.to_number, Delivery.id).where(Delivery.message_id == mid)).all())
         apply_status(ids[ada.phone], "sending", source="job")
@@ -547,7 +549,8 @@ def test_every_operator_page_passes_axe(app: Flask, live: tuple[LiveServer, Simu
     page.goto(server.url + "/contacts/import")
     check(page, "the import page")
     page.get_by_label("CSV file").set_input_files(
-        files=[{"name": "c.csv", "mimeType": "text/csv", "buffer": b"name,phone\nDee,4155550104\nBad,12ab\n"}])
+        files=[{"name": "c.csv", "mimeType": "text/csv", "buffer": b"name,phone\nDee,4155550104\nBad,12ab\n"}]
+    )
     page.get_by_role("button", name="Import").click()
     expect(page.locator("#import-report")).to_contain_text("1 added")
     check(page, "the import page with its report")

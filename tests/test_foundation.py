@@ -273,3 +273,10 @@ def test_migrations_upgrade_downgrade_upgrade(tmp_path: Path) -> None:
         assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
         upgrade()
         assert "comms_deliveries" in inspect(db.engine).get_table_names()
+
+
+def test_log_level_is_checked(tmp_path: Path) -> None:
+    assert load_config(str(tmp_path), {})["LOG_LEVEL"] == "info"
+    assert load_config(str(tmp_path), {"LOG_LEVEL": "DEBUG"})["LOG_LEVEL"] == "debug"
+    with pytest.raises(ConfigError, match="LOG_LEVEL must be one of debug, info, warning, error"):
+        load_config(str(tmp_path), {"LOG_LEVEL": "loud"})

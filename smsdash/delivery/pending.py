@@ -11,6 +11,7 @@ entries, so the inbox stays bounded.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +21,8 @@ from sqlalchemy import Delete, Select, and_, delete, insert, or_, select, update
 from smsdash.delivery.callbacks import MalformedCallback, parse_status_callback
 from smsdash.extensions import db
 from smsdash.models import Delivery, PendingCallback, utcnow
+
+log = logging.getLogger(__name__)
 
 # Applied entries are history only (the delivery's events keep what they said). Unmatched ones
 # this old are for messages this app will never store: another app's on the same account or
@@ -96,6 +99,8 @@ def sweep() -> dict[str, int]:
     db.session.commit()
     dropped = db.session.execute(expired(utcnow()).execution_options(synchronize_session=False)).rowcount
     db.session.commit()
+    if applied or dropped:
+        log.info("pending inbox: applied %d waiting callbacks, dropped %d old entries", applied, dropped)
     return {"applied": applied, "dropped": dropped}
 
 

@@ -17,7 +17,7 @@ from flask import Flask
 from rq import SimpleWorker
 from rq.registry import ScheduledJobRegistry
 
-from smsdash.worker import periodic
+from smsdash.worker import logs, periodic
 from smsdash.worker.queue import get_queue
 
 # Longest a burst waits between checks for scheduled retries that are not due yet.
@@ -63,12 +63,16 @@ def run_worker(app: Flask, burst: bool = False) -> None:
     """Work the queue. In burst mode, keep going until the queue is empty AND no scheduled job
     (a retry waiting out its backoff) remains: RQ's own burst mode would exit and leave them."""
     queue = get_queue(app)
+    level = app.config.get("LOG_LEVEL") or "info"
+    logs.configure(level, (task.name for task in periodic.tasks(app)))
     if not burst:
-        AppWorker([queue], connection=queue.connection, app=app).work(with_scheduler=True)
+        AppWorker([queue], connection=queue.connection, app=app).work(with_scheduler=True, logging_level=level.upper())
         return
     registry = ScheduledJobRegistry(queue=queue)
     while True:
-        AppWorker([queue], connection=queue.connection, app=app).work(burst=True, with_scheduler=True)
+        AppWorker([queue], connection=queue.connection, app=app).work(
+            burst=True, with_scheduler=True, logging_level=level.upper()
+        )
         if queue.count:
             continue
         upcoming = registry.connection.zrange(registry.key, 0, 0, withscores=True)
