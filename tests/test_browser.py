@@ -442,11 +442,11 @@ def test_every_operator_page_passes_axe(app: Flask, live: tuple[LiveServer, Simu
     errors), groups, a group, the CSV import (with its report) and setup (its checklist loaded)."""
     from playwright.sync_api import expect
 
-    from smsdash.compose import Recipient, compose_message
+    from smsdash.compose.service import Recipient, compose_message
+    from smsdash.delivery.optouts import record_opt_out
+    from smsdash.delivery.status import apply_status
     from smsdash.extensions import db
     from smsdash.models import Contact, Delivery, Group
-    from smsdash.optouts import record_opt_out
-    from smsdash.status import apply_status
 
     server, _ = live
     page = browser_page
