@@ -24,7 +24,7 @@ CHECK_MARKS = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}
 
 
 def _app() -> Flask:
-    return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]
+    return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]  # a LocalProxy, typed as Flask
 
 
 # --- users -------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask
 from flask_migrate import upgrade
@@ -108,7 +108,8 @@ class Supervisor:
                 return 1
             for proc in self.children:
                 if proc.poll() is not None:
-                    print(f"[run] {proc.args[0]} exited with code {proc.returncode}; stopping", flush=True)
+                    program = cast(list[str], proc.args)[0]  # start() passes an argv list
+                    print(f"[run] {program} exited with code {proc.returncode}; stopping", flush=True)
                     return 1
             time.sleep(0.3)
         return 0

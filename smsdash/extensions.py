@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from flask_htmx import HTMX
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import MetaData
+from sqlalchemy import CursorResult, MetaData
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.sql.dml import UpdateBase
 
 
 class Base(DeclarativeBase):
@@ -30,3 +33,13 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 htmx = HTMX()
+
+
+def rows_changed(statement: UpdateBase) -> int:
+    """Run an UPDATE or DELETE in the session; return how many rows it matched.
+
+    Conditional UPDATEs ("only if still in this state") learn here whether they won. The
+    session's `execute` is typed as returning a plain Result, but a DML statement always gives
+    a CursorResult, which carries the rowcount: the cast says so once, not at every caller.
+    (Not for INSERT: through the ORM its rowcount is -1 on PostgreSQL; use RETURNING.)"""
+    return cast(CursorResult[Any], db.session.execute(statement)).rowcount

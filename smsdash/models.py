@@ -12,6 +12,7 @@ from typing import Any
 from flask_login import UserMixin
 from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from smsdash.extensions import db
@@ -22,7 +23,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class UTCDateTime(db.TypeDecorator):  # type: ignore[name-defined]
+class UTCDateTime(TypeDecorator[datetime]):
     """A DateTime that always comes back timezone-aware UTC, on SQLite as well as Postgres."""
 
     impl = DateTime(timezone=True)
@@ -39,7 +40,7 @@ class UTCDateTime(db.TypeDecorator):  # type: ignore[name-defined]
         return value
 
 
-class User(UserMixin, db.Model):  # type: ignore[name-defined]
+class User(UserMixin, db.Model):  # type: ignore[name-defined]  # db.Model is made at run time (python/mypy#8603)
     """An operator who can log in to the dashboard."""
 
     __tablename__ = "users"
@@ -68,7 +69,7 @@ group_members = Table(
 )
 
 
-class Contact(db.Model):  # type: ignore[name-defined]
+class Contact(db.Model):  # type: ignore[name-defined]  # db.Model is made at run time (python/mypy#8603)
     """A person operators can message; `phone` is E.164 and unique."""
 
     __tablename__ = "contacts"
@@ -82,7 +83,7 @@ class Contact(db.Model):  # type: ignore[name-defined]
     groups: Mapped[list[Group]] = relationship(secondary=group_members, back_populates="contacts")
 
 
-class Group(db.Model):  # type: ignore[name-defined]
+class Group(db.Model):  # type: ignore[name-defined]  # db.Model is made at run time (python/mypy#8603)
     """A named set of contacts, for sending to many people at once."""
 
     __tablename__ = "groups"
@@ -94,7 +95,7 @@ class Group(db.Model):  # type: ignore[name-defined]
     contacts: Mapped[list[Contact]] = relationship(secondary=group_members, back_populates="groups")
 
 
-class OptOut(db.Model):  # type: ignore[name-defined]
+class OptOut(db.Model):  # type: ignore[name-defined]  # db.Model is made at run time (python/mypy#8603)
     """A number that texted STOP (or made Twilio answer 21610) for a given sender.
 
     `sender` is the From number or Messaging Service SID the STOP applies to; an empty
@@ -111,7 +112,7 @@ class OptOut(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Message(db.Model):  # type: ignore[name-defined]
+class Message(db.Model):  # type: ignore[name-defined]  # db.Model is made at run time (python/mypy#8603)
     """One composed SMS body, sent to `recipient_count` deliveries."""
 
     __tablename__ = "comms_messages"
@@ -125,7 +126,7 @@ class Message(db.Model):  # type: ignore[name-defined]
     author: Mapped[User | None] = relationship()
 
 
-class Delivery(db.Model):  # type: ignore[name-defined]
+class Delivery(db.Model):  # type: ignore[name-defined]  # db.Model is made at run time (python/mypy#8603)
     """One recipient of one message: its Twilio SID, status and failure reason.
 
     `status` only ever moves forward (see `status.py`). `enqueued_at` is set once the send
@@ -164,7 +165,7 @@ class Delivery(db.Model):  # type: ignore[name-defined]
     contact: Mapped[Contact | None] = relationship()
 
 
-class Event(db.Model):  # type: ignore[name-defined]
+class Event(db.Model):  # type: ignore[name-defined]  # db.Model is made at run time (python/mypy#8603)
     """One step in a delivery's timeline, from the app, the job, Twilio or the reconciler.
 
     `dedupe_key` is set for observations that must be recorded once (a repeated Twilio
@@ -186,7 +187,7 @@ class Event(db.Model):  # type: ignore[name-defined]
     dedupe_key: Mapped[str | None] = mapped_column(String(64))
 
 
-class PendingCallback(db.Model):  # type: ignore[name-defined]
+class PendingCallback(db.Model):  # type: ignore[name-defined]  # db.Model is made at run time (python/mypy#8603)
     """A status callback that matched no delivery yet; applied when its SID appears."""
 
     __tablename__ = "twilio_pending_callbacks"

@@ -108,7 +108,7 @@ def init_app(app: Flask) -> None:
 def get_redis(app: Flask | None = None, *, fail_fast: bool = False) -> redis.Redis:
     """The app's patient (or, with `fail_fast`, fail-fast) Redis client, opened once per
     process and shared by its threads."""
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy, typed as Flask
     clients: dict[bool, redis.Redis] | None = app.extensions.get(_EXTENSION_KEY)
     if clients is None:
         clients = app.extensions[_EXTENSION_KEY] = {}

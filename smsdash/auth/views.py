@@ -6,6 +6,7 @@ from functools import cache
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -61,7 +62,7 @@ def _password_ok(user: User | None, password: str) -> bool:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> str | Response:
+def login() -> ResponseReturnValue:
     form = LoginForm()
     status, headers = (200 if request.method == "GET" else 401), {}
     if form.validate_on_submit():
@@ -74,22 +75,22 @@ def login() -> str | Response:
             status, headers = 429, {"Retry-After": str(attempt.retry_after)}
         elif _password_ok(user := find_user(email), form.password.data or ""):
             login_throttle.succeeded(attempt)
-            login_user(user)  # type: ignore[arg-type]
-            return redirect(_safe_next(request.args.get("next")))  # type: ignore[return-value]
+            login_user(user)
+            return redirect(_safe_next(request.args.get("next")))
         else:
             flash("Email or password is not right.", "error")
-    return render_template("auth/login.html", form=form), status, headers  # type: ignore[return-value]
+    return render_template("auth/login.html", form=form), status, headers
 
 
 @bp.route("/logout", methods=["POST"])
 @login_required
-def logout() -> Response:
+def logout() -> ResponseReturnValue:
     logout_user()
     flash("You are logged out.", "info")
-    return redirect(url_for("auth.login"))  # type: ignore[return-value]
+    return redirect(url_for("auth.login"))
 
 
-def require_login() -> Response | None:
+def require_login() -> ResponseReturnValue | None:
     """`before_request` gate: every route but the public ones needs an operator session.
 
     Public routes are let through before `current_user` is touched: loading the session and the
@@ -104,7 +105,7 @@ def require_login() -> Response | None:
         response = Response(status=401)
         response.headers["HX-Redirect"] = login_url
         return response
-    return redirect(login_url)  # type: ignore[return-value]
+    return redirect(login_url)
 
 
 def init_app(app: Flask) -> None:

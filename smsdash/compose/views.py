@@ -24,6 +24,7 @@ from smsdash.sending.queue import waiting_for_redis_note
 from smsdash.sms.body import MAX_BODY_CHARS, body_problem, normalize_line_breaks
 from smsdash.sms.segments import count_segments, describe_char
 from smsdash.twilio.messages_api import sender_identity
+from smsdash.web.form_errors import add_error
 
 bp = Blueprint("compose", __name__)
 
@@ -57,21 +58,22 @@ def _resolve(form: ComposeForm) -> Resolution:
 def _problems(form: ComposeForm, resolution: Resolution) -> bool:
     """Attach every problem to its field; True if the message can be sent as it stands."""
     for bad in resolution.invalid:
-        form.recipients.errors.append(f"{bad.raw.strip()}: {bad.reason}")  # type: ignore[attr-defined]
+        add_error(form.recipients, f"{bad.raw.strip()}: {bad.reason}")
     if not resolution.invalid and not resolution.recipients:
-        form.recipients.errors.append(  # type: ignore[attr-defined]
+        add_error(
+            form.recipients,
             "Everyone listed has opted out of texts from this sender."
             if resolution.opted_out
-            else "Add at least one recipient: type a number, or pick a contact or group."
+            else "Add at least one recipient: type a number, or pick a contact or group.",
         )
-    problem = body_problem(form.body.data)
+    problem = body_problem(form.body.data or "")
     if problem:
-        form.body.errors.append(problem)  # type: ignore[attr-defined]
+        add_error(form.body, problem)
     return not form.recipients.errors and not form.body.errors
 
 
 @bp.route("/messages/new", methods=["GET", "POST"])
-def new() -> str | Response:
+def new() -> tuple[str, int] | Response:
     form = ComposeForm()
     if request.method == "GET":
         return _page(form, Resolution())
@@ -83,20 +85,22 @@ def new() -> str | Response:
     if count >= threshold and form.confirm_count.data != str(count):
         return _page(form, resolution, confirm=count)
     recipients = [Recipient(p, cid) for p, cid in resolution.recipients + resolution.opted_out]
-    message = compose_message(form.body.data, recipients, author_id=current_user.id)
+    message = compose_message(form.body.data or "", recipients, author_id=current_user.id)
     note = waiting_for_redis_note(message.id)
     if note:
         flash(note, "warning")
     return redirect(url_for("messages.show", message_id=message.id))
 
 
-def _page(form: ComposeForm, resolution: Resolution, *, status: int = 200, confirm: int | None = None) -> str:
+def _page(
+    form: ComposeForm, resolution: Resolution, *, status: int = 200, confirm: int | None = None
+) -> tuple[str, int]:
     return render_template(
         "compose/new.html",
         form=form,
         resolution=resolution,
         confirm=confirm,
-        segments=count_segments(form.body.data),
+        segments=count_segments(form.body.data or ""),
         describe_char=describe_char,
         max_body_chars=MAX_BODY_CHARS,
         q="",
@@ -105,14 +109,14 @@ def _page(form: ComposeForm, resolution: Resolution, *, status: int = 200, confi
         contacts=[],
         groups=[],
         sizes=_group_sizes(resolution.groups),
-    ), status  # type: ignore[return-value]
+    ), status
 
 
 def _group_sizes(groups: list[Group]) -> dict[int, int]:
     if not groups:
         return {}
     return dict(
-        db.session.execute(  # type: ignore[arg-type]
+        db.session.execute(
             select(group_members.c.group_id, func.count())
             .where(group_members.c.group_id.in_([g.id for g in groups]))
             .group_by(group_members.c.group_id)

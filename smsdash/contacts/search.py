@@ -25,7 +25,7 @@ def name_or_number(name: Any, number: Any, q: str) -> ColumnElement[bool] | None
     return or_(*terms)
 
 
-def search_contacts(q: str) -> Select[tuple[Contact]]:
+def search_contacts(q: str) -> Select[Contact]:
     """Contacts whose name or phone contains `q` (digits in `q` also match the phone's digits)."""
     stmt = select(Contact).order_by(func.lower(Contact.name), Contact.id)
     matches = name_or_number(Contact.name, Contact.phone, q)

@@ -18,6 +18,7 @@ from smsdash.extensions import db
 from smsdash.models import Contact, Group, group_members
 from smsdash.sms.phones import InvalidNumber, normalize
 from smsdash.twilio.messages_api import sender_identity
+from smsdash.web.form_errors import add_error
 from smsdash.web.pagination import page_number, paginate
 
 bp = Blueprint("contacts", __name__)
@@ -47,7 +48,7 @@ def index() -> Response:
 
 
 @bp.route("/contacts/new", methods=["GET", "POST"])
-def new() -> str | Response:
+def new() -> tuple[str, int] | Response:
     form = ContactForm()
     if form.validate_on_submit():
         contact = Contact(name=form.name.data, phone=form.e164)
@@ -60,7 +61,7 @@ def new() -> str | Response:
 
 
 @bp.route("/contacts/<int:contact_id>/edit", methods=["GET", "POST"])
-def edit(contact_id: int) -> str | Response:
+def edit(contact_id: int) -> tuple[str, int] | Response:
     contact = _contact_or_404(contact_id)
     form = ContactForm(obj=contact, contact_id=contact.id)
     if request.method == "GET":
@@ -74,9 +75,9 @@ def edit(contact_id: int) -> str | Response:
     return _form_page(form, f"Edit {contact.name}", contact=contact)
 
 
-def _form_page(form: ContactForm, title: str, contact: Contact | None = None) -> str:
+def _form_page(form: ContactForm, title: str, contact: Contact | None = None) -> tuple[str, int]:
     status = 422 if form.errors else 200
-    return render_template("contacts/form.html", form=form, title=title, contact=contact), status  # type: ignore[return-value]
+    return render_template("contacts/form.html", form=form, title=title, contact=contact), status
 
 
 def _groups(ids: list[int] | None) -> list[Group]:
@@ -93,7 +94,7 @@ def delete_contact(contact_id: int) -> Response:
 
 
 @bp.route("/contacts/import", methods=["GET", "POST"])
-def import_csv() -> str:
+def import_csv() -> tuple[str, int]:
     form = ImportForm()
     report: ImportReport | None = None
     if form.validate_on_submit():
@@ -106,26 +107,26 @@ def import_csv() -> str:
             report = import_contacts(text, current_app.config["DEFAULT_PHONE_REGION"])
             db.session.commit()
     status = 422 if form.errors or (report and report.errors) else 200
-    return render_template("contacts/import.html", form=form, report=report), status  # type: ignore[return-value]
+    return render_template("contacts/import.html", form=form, report=report), status
 
 
 @bp.route("/groups", methods=["GET", "POST"])
-def groups() -> str | Response:
+def groups() -> tuple[str, int] | Response:
     form = GroupForm()
     if form.validate_on_submit():
         db.session.add(Group(name=form.name.data))
         db.session.commit()
         flash(f"Created group {form.name.data}.", "info")
         return redirect(url_for("contacts.groups"))
-    counts = dict(
+    counts: dict[int, int] = dict(
         db.session.execute(select(group_members.c.group_id, func.count()).group_by(group_members.c.group_id)).all()
     )
     rows = db.session.scalars(select(Group).order_by(func.lower(Group.name))).all()
-    return render_template("contacts/groups.html", form=form, groups=rows, counts=counts), 422 if form.errors else 200  # type: ignore[return-value]
+    return render_template("contacts/groups.html", form=form, groups=rows, counts=counts), 422 if form.errors else 200
 
 
 @bp.route("/groups/<int:group_id>", methods=["GET", "POST"])
-def group(group_id: int) -> str | Response:
+def group(group_id: int) -> tuple[str, int] | Response:
     grp = _group_or_404(group_id)
     rename = GroupForm(obj=grp, group_id=grp.id, prefix="rename")
     member = MemberForm(prefix="member")
@@ -143,18 +144,18 @@ def group(group_id: int) -> str | Response:
     status = 422 if rename.errors or member.errors else 200
     return render_template(
         "contacts/group.html", group=grp, rename=rename, member=member, members=members, opted_out=opted_out
-    ), status  # type: ignore[return-value]
+    ), status
 
 
 def _add_member(grp: Group, form: MemberForm) -> bool:
     try:
         phone = normalize(form.phone.data or "", current_app.config["DEFAULT_PHONE_REGION"])
     except InvalidNumber as exc:
-        form.phone.errors.append(f"{form.phone.data} is {exc.reason}.")
+        add_error(form.phone, f"{form.phone.data} is {exc.reason}.")
         return False
     contact = db.session.scalar(select(Contact).where(Contact.phone == phone))
     if contact is None:
-        form.phone.errors.append(f"No contact has the number {phone}; add the contact first.")
+        add_error(form.phone, f"No contact has the number {phone}; add the contact first.")
         return False
     if contact not in grp.contacts:
         grp.contacts.append(contact)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from sqlalchemy import delete, select
 
 from smsdash.dialects import insert_or_ignore
-from smsdash.extensions import db
+from smsdash.extensions import db, rows_changed
 from smsdash.models import OptOut, utcnow
 
 ALL_SENDERS = ""
@@ -59,5 +59,4 @@ def lift_opt_out(phone: str, sender: str) -> bool:
     Only the row for that sender goes: a START to one number does not undo an opt-out that an
     operator recorded for every sender.
     """
-    result = db.session.execute(delete(OptOut).where(OptOut.phone == phone, OptOut.sender == sender))
-    return result.rowcount > 0
+    return rows_changed(delete(OptOut).where(OptOut.phone == phone, OptOut.sender == sender)) > 0

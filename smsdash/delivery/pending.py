@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Delete, Select, and_, delete, insert, or_, select, update
 
 from smsdash.delivery.callbacks import MalformedCallback, parse_status_callback
-from smsdash.extensions import db
+from smsdash.extensions import db, rows_changed
 from smsdash.models import Delivery, PendingCallback, utcnow
 
 log = logging.getLogger(__name__)
@@ -42,13 +42,13 @@ def keep_pending(sid: str, status: str, payload: dict[str, Any]) -> None:
 
 def _claim(pending_id: int) -> bool:
     """Mark one entry applied; False if someone else (a concurrent webhook) already did."""
-    result = db.session.execute(
+    claimed = rows_changed(
         update(PendingCallback)
         .where(PendingCallback.id == pending_id, PendingCallback.applied_at.is_(None))
         .values(applied_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return claimed == 1
 
 
 def apply_pending(delivery_id: int, sid: str) -> int:
@@ -97,22 +97,24 @@ def sweep() -> dict[str, int]:
     matched = db.session.execute(waiting_with_sid_known()).all()
     applied = sum(apply_pending(delivery_id, sid) for delivery_id, sid in matched)
     db.session.commit()
-    dropped = db.session.execute(expired(utcnow()).execution_options(synchronize_session=False)).rowcount
+    dropped = rows_changed(expired(utcnow()).execution_options(synchronize_session=False))
     db.session.commit()
     if applied or dropped:
         log.info("pending inbox: applied %d waiting callbacks, dropped %d old entries", applied, dropped)
     return {"applied": applied, "dropped": dropped}
 
 
-def waiting_with_sid_known() -> Select[tuple[int, str | None]]:
+def waiting_with_sid_known() -> Select[int, str]:
     """Waiting entries whose SID a delivery now holds: read through the partial index of waiting
     entries (applied_at NULL), so the sweep's cost follows the inbox's waiting few, not its size."""
-    return (
+    # The join on the inbox's SID (NOT NULL) leaves no delivery without one: the SID is a str.
+    return cast(
+        "Select[int, str]",
         select(Delivery.id, Delivery.external_message_id)
         .distinct()
         .join(PendingCallback, PendingCallback.message_sid == Delivery.external_message_id)
         .where(PendingCallback.applied_at.is_(None))
-        .limit(SWEEP_LIMIT)
+        .limit(SWEEP_LIMIT),
     )
 
 

@@ -20,7 +20,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, and_, bindparam, func, or_, update
+from sqlalchemy import ColumnElement, Table, Update, and_, bindparam, func, or_, update
 
 from smsdash.delivery.timeline import record_event
 from smsdash.extensions import db
@@ -72,7 +72,7 @@ class Outcome:
     recorded: bool
 
 
-_DELIVERIES = Delivery.__table__
+_DELIVERIES: Table = Delivery.__table__  # typed here: mypy cannot see db.Model's attributes
 
 
 def _timestamps(status: str) -> dict[str, Any]:
@@ -116,7 +116,7 @@ def move_allowed(status: str, with_error: bool, spell: Callable[[str], Any] = la
     first copy of a failure can lack ErrorCode; the code is what tells the operator what to do).
     `spell` writes each status as the caller's statement needs it (known_callback.py inlines them)."""
     c = _DELIVERIES.c
-    allowed = c.status.in_([spell(s) for s in predecessors(status)])
+    allowed: ColumnElement[bool] = c.status.in_([spell(s) for s in predecessors(status)])
     if with_error and status in FAILURES:
         allowed = or_(allowed, and_(c.status == spell(status), c.error_code.is_(None)))
     return allowed

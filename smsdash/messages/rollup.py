@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ScalarSelect, SQLColumnExpression, func, select
 
 from smsdash.delivery.status import FAILURES, FINAL
 from smsdash.extensions import db
@@ -102,7 +102,7 @@ def rollups(message_ids: Iterable[int]) -> dict[int, Rollup]:
     return {mid: Rollup(counts[mid], latest[mid]) for mid in ids}
 
 
-def event_count(delivery_ids: Sequence[int]) -> Any:
+def event_count(delivery_ids: Sequence[int]) -> ScalarSelect[int]:
     """How many events these deliveries have: a scalar subquery over the (delivery_id, dedupe_key)
     index, so it rides along in the roll-up's statement instead of costing a round trip."""
     return select(func.count()).select_from(Event).where(Event.delivery_id.in_(delivery_ids)).scalar_subquery()
@@ -111,7 +111,7 @@ def event_count(delivery_ids: Sequence[int]) -> Any:
 def rollup(message_id: int, watching: Sequence[int] = ()) -> Rollup:
     """One message's roll-up; with `watching`, its version also changes when any of those
     deliveries gets an event that left its row untouched. Still one statement."""
-    columns = [Delivery.status, func.count(), func.max(Delivery.updated_at)]
+    columns: list[SQLColumnExpression[Any]] = [Delivery.status, func.count(), func.max(Delivery.updated_at)]
     if watching:
         columns.append(event_count(watching))
     rows = db.session.execute(select(*columns).where(Delivery.message_id == message_id).group_by(Delivery.status)).all()
@@ -126,4 +126,4 @@ def rollup(message_id: int, watching: Sequence[int] = ()) -> Rollup:
 def watched_events(delivery_ids: Sequence[int]) -> int:
     """The event count `rollup(..., watching=delivery_ids)` folds in, for a page that renders
     its rows before it can know them (the page's poller must start from the poll's version)."""
-    return db.session.scalar(select(event_count(delivery_ids))) if delivery_ids else 0
+    return db.session.execute(select(event_count(delivery_ids))).scalar_one() if delivery_ids else 0

@@ -13,10 +13,13 @@ import hashlib
 import io
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
+from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, select
+from sqlalchemy.engine import Row as ResultRow
 from sqlalchemy.orm import selectinload
 
 from smsdash.contacts.search import name_or_number
@@ -92,12 +95,12 @@ def index_poll() -> Response:
 
 # ---- one message -------------------------------------------------------------------------------
 
-Row = tuple[Delivery, str | None]  # a delivery and its contact's name
+Row = ResultRow[Delivery, str | None]  # a delivery and its contact's name
 
 
-def _deliveries(message_id: int, status: str, q: str) -> Select[tuple[Delivery, str | None]]:
+def _deliveries(message_id: int, status: str, q: str) -> Select[Delivery, str | None]:
     stmt = (
-        select(Delivery, Contact.name)
+        cast("Select[Delivery, str | None]", select(Delivery, Contact.name))  # outer join: the name may be None
         .outerjoin(Contact, Contact.id == Delivery.contact_id)
         .where(Delivery.message_id == message_id)
         .order_by(Delivery.id)
@@ -270,7 +273,7 @@ def timeline(message_id: int, delivery_id: int) -> str:
 
 
 @bp.post("/messages/<int:message_id>/deliveries/<int:delivery_id>/retry")
-def retry(message_id: int, delivery_id: int) -> Response:
+def retry(message_id: int, delivery_id: int) -> ResponseReturnValue:
     """One click (and a confirmation in the browser): a new attempt with its own events."""
     delivery = db.session.get(Delivery, delivery_id)
     if delivery is None or delivery.message_id != message_id:
@@ -287,7 +290,7 @@ def retry(message_id: int, delivery_id: int) -> Response:
             "accepted, with an error a resend can fix, can be.",
             "error",
         )
-    return redirect(url_for("messages.show", message_id=message_id))  # type: ignore[return-value]
+    return redirect(url_for("messages.show", message_id=message_id))
 
 
 # ---- export --------------------------------------------------------------------------------------
@@ -310,8 +313,8 @@ EXPORT_COLUMNS = (
 )
 
 
-def _iso(value: object) -> str:
-    return value.isoformat() if value is not None else ""  # type: ignore[attr-defined]
+def _iso(value: datetime | None) -> str:
+    return value.isoformat() if value is not None else ""
 
 
 @bp.get("/messages/<int:message_id>/deliveries.csv")

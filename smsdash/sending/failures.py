@@ -68,5 +68,5 @@ def _classify_api_error(exc: TwilioRestException | TwilioServiceException) -> Se
 def backoff_delay(failed_tries: int, base: float, cap: float, rng: random.Random | None = None) -> float:
     """Seconds to wait after `failed_tries` failures: exponential from `base`, capped at `cap`,
     with "equal jitter" (half fixed, half random) so a burst of 429s does not retry in lockstep."""
-    ceiling = min(cap, base * (2 ** max(failed_tries - 1, 0)))
+    ceiling: float = min(cap, base * (2 ** max(failed_tries - 1, 0)))  # int ** int is typed Any
     return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)

@@ -90,7 +90,7 @@ def send_delivery(
 
 def run(works: Sequence[Work]) -> dict[str, int]:
     """Claim, send and record `works`; return counts of what happened (for the job's result)."""
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy, typed as Flask
     counts: dict[str, int] = {}
     try:
         claimed = _claim(works, counts)
@@ -285,7 +285,7 @@ def _executor(size: int) -> ThreadPoolExecutor:
     """The process's sending threads, created once and reused by every job it runs."""
     global _pool
     with _pool_lock:
-        if _pool is None or _pool._max_workers != size:  # type: ignore[attr-defined]
+        if _pool is None or _pool._max_workers != size:
             _pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="smsdash-send")
         return _pool
 
@@ -359,13 +359,13 @@ def _record(
         )
         return _failed(claimed, failure, counts)
     assert result.error is not None
-    failure = classify(result.error)
-    if failure is None:
+    classified = classify(result.error)
+    if classified is None:
         # Not Twilio, not the network: a bug or a missing setting. The request may even have
         # gone out, so retrying could double-send; fail it visibly instead.
         log.error("delivery %s: unexpected error from send_sms", claimed.work.delivery_id, exc_info=result.error)
-        failure = SendFailure(False, None, f"unexpected error: {result.error!r}", True)
-    return _failed(claimed, failure, counts)
+        classified = SendFailure(False, None, f"unexpected error: {result.error!r}", True)
+    return _failed(claimed, classified, counts)
 
 
 def _accepted(claimed: Claimed, message: MessageInstance, adopted: bool) -> bool:

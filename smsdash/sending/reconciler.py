@@ -35,7 +35,7 @@ from smsdash.chunks import chunks
 from smsdash.delivery.pending import apply_pending
 from smsdash.delivery.status import FAILURES, FINAL, KNOWN, apply_status, is_final, may_move
 from smsdash.delivery.timeline import record_event
-from smsdash.extensions import db
+from smsdash.extensions import db, rows_changed
 from smsdash.models import Delivery, utcnow
 from smsdash.redis_conn import get_redis
 from smsdash.sending.adopt import find_existing_message
@@ -161,7 +161,7 @@ def reconcile(app: Flask | None = None, *, message_id: int | None = None) -> Rep
 
     One run at a time across all workers (a Redis lock): two runs would fetch the same messages
     twice and could both try to recover the same stuck delivery."""
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy, typed as Flask
     report = Report()
     lock = get_redis(app).lock(LOCK_KEY, timeout=LOCK_SECONDS, blocking=message_id is not None, blocking_timeout=30)
     try:
@@ -378,7 +378,7 @@ def _recover_stuck(delivery: Target, report: Report) -> None:
     # Touching updated_at makes the next run leave it alone while the new attempt waits for a
     # worker; the attempt claims the delivery by its attempt count, so a copy of it sends nothing.
     touched = (
-        db.session.execute(
+        rows_changed(
             update(Delivery)
             .where(
                 Delivery.id == delivery.id,
@@ -388,7 +388,7 @@ def _recover_stuck(delivery: Target, report: Report) -> None:
             )
             .values(updated_at=utcnow())
             .execution_options(synchronize_session=False)
-        ).rowcount
+        )
         == 1
     )
     if not touched:  # a job moved it since we read it: not stuck after all

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import update
 
 from smsdash.delivery.timeline import record_event
-from smsdash.extensions import db
+from smsdash.extensions import db, rows_changed
 from smsdash.models import Delivery, utcnow
 from smsdash.sending import queue as send_queue
 from smsdash.twilio.error_codes import explain
@@ -30,7 +30,7 @@ def retry_delivery(delivery_id: int) -> bool:
     if delivery is None or not can_retry(delivery):
         return False
     reopened = (
-        db.session.execute(
+        rows_changed(
             update(Delivery)
             .where(Delivery.id == delivery_id, Delivery.status == "failed", Delivery.external_message_id.is_(None))
             .values(
@@ -42,7 +42,7 @@ def retry_delivery(delivery_id: int) -> bool:
                 updated_at=utcnow(),
             )
             .execution_options(synchronize_session=False)
-        ).rowcount
+        )
         == 1
     )
     if not reopened:

@@ -21,5 +21,5 @@ def index() -> str:
 
 @bp.get("/setup/checks")
 def checks() -> str:
-    results = run_checks(current_app._get_current_object())  # type: ignore[attr-defined]
+    results = run_checks(current_app._get_current_object())  # type: ignore[attr-defined]  # a LocalProxy, typed as Flask
     return render_template("setup/_checks.html", results=results)

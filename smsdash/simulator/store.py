@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.utils import format_datetime
-from typing import Any
+from typing import Any, overload
 
 from .numbers import ERROR_MESSAGES
 
@@ -27,6 +27,10 @@ def new_sid(prefix: str) -> str:
     return prefix + secrets.token_hex(16)
 
 
+@overload
+def rfc2822(moment: datetime) -> str: ...
+@overload
+def rfc2822(moment: datetime | None) -> str | None: ...
 def rfc2822(moment: datetime | None) -> str | None:
     """Twilio's JSON date format, e.g. 'Thu, 26 Nov 2026 23:36:54 +0000'."""
     return format_datetime(moment).replace("-0000", "+0000") if moment else None
@@ -211,9 +215,9 @@ def matches_date_sent(sent: datetime | None, op: str, raw: str) -> bool:
     value, whole_day = _day_or_moment(raw)
     left: datetime | date = sent.date() if whole_day else sent
     if op == "<":
-        return left <= value  # type: ignore[operator]
+        return left <= value
     if op == ">":
-        return left >= value  # type: ignore[operator]
+        return left >= value
     return left == value
 
 

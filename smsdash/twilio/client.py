@@ -35,7 +35,7 @@ class RedirectingHttpClient(TwilioHttpClient):
         super().__init__(pool_connections=True, timeout=read_timeout)
         # requests takes a (connect, read) pair; the SDK's own check only accepts a number, so
         # the pair is set after its constructor and used as the default for every request.
-        self.timeout = (connect_timeout, read_timeout)  # type: ignore[assignment]
+        self.timeout = (connect_timeout, read_timeout)
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(pool_size, 4))
         assert self.session is not None
         self.session.mount("https://", adapter)
@@ -46,9 +46,10 @@ class RedirectingHttpClient(TwilioHttpClient):
     # attribute, so sending threads sharing one client could get each other's responses (and
     # SIDs). Keeping the SDK's two "last request/response" attributes per thread prevents it.
     def _thread_state(self) -> threading.local:
-        return self.__dict__.setdefault("_per_thread", threading.local())
+        state: threading.local = self.__dict__.setdefault("_per_thread", threading.local())
+        return state
 
-    @property  # type: ignore[override]
+    @property
     def _test_only_last_response(self) -> Response | None:
         return getattr(self._thread_state(), "response", None)
 
@@ -56,7 +57,7 @@ class RedirectingHttpClient(TwilioHttpClient):
     def _test_only_last_response(self, value: Response | None) -> None:
         self._thread_state().response = value
 
-    @property  # type: ignore[override]
+    @property
     def _test_only_last_request(self) -> Any:
         return getattr(self._thread_state(), "request", None)
 
@@ -111,7 +112,7 @@ def build_client(config: Mapping[str, Any]) -> Client:
 
 def get_client(app: Flask | None = None) -> Client:
     """The app's Twilio client, built once per process and shared by its sending threads."""
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy, typed as Flask
     client = app.extensions.get(_EXTENSION_KEY)
     if client is None:
         with _lock:

@@ -50,7 +50,7 @@ def page_number() -> int:
 
 
 def paginate(
-    stmt: Select[Any], page: int, per_page: int, *, scalars: bool = True, total: int | None = None
+    stmt: Select[*tuple[Any, ...]], page: int, per_page: int, *, scalars: bool = True, total: int | None = None
 ) -> Page[Any]:
     """Run `stmt` for one page; a page past the end shows the last page instead of nothing.
 

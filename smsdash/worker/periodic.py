@@ -44,7 +44,8 @@ def register(app: Flask, func: Callable[..., Any], *, seconds: int, timeout: int
 
 def tasks(app: Flask) -> list[CronJob]:
     """The app's periodic tasks, each remembering when it last ran in this process."""
-    return app.extensions.setdefault(_EXTENSION_KEY, [])
+    registered: list[CronJob] = app.extensions.setdefault(_EXTENSION_KEY, [])
+    return registered
 
 
 class PeriodicScheduler(RQScheduler):

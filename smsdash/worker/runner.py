@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask
 from rq import SimpleWorker
@@ -78,5 +78,5 @@ def run_worker(app: Flask, burst: bool = False) -> None:
         upcoming = registry.connection.zrange(registry.key, 0, 0, withscores=True)
         if not upcoming:
             return
-        wait = upcoming[0][1] - time.time()
+        wait = cast(float, upcoming[0][1]) - time.time()  # the score: redis's types ignore withscores
         time.sleep(min(max(wait, 0.05), BURST_POLL_SECONDS))
