@@ -18,7 +18,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from smsdash import create_app
 from smsdash.config import database_url
@@ -124,6 +124,21 @@ def operator(app: Flask) -> User:
         db.session.refresh(user)
         db.session.expunge(user)
         return user
+
+
+@pytest.fixture
+def statements(app: Flask) -> Iterator[list[str]]:
+    """Every SQL statement the app runs while the test is inside `with app.app_context()`."""
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)
 
 
 def csrf_token_from(html: str) -> str:

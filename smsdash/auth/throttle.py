@@ -15,6 +15,11 @@ without Redis (compose saves its deliveries and says the sweeper will enqueue th
 the outage they need to watch; a Redis outage is not something the login form can cause, and
 every guess still costs a full password hash. The fail-fast client keeps that case from
 delaying the log-in page.
+
+Why not Flask-Limiter: it counts only failures with `deduct_when`, which tests the counter
+before the view and adds to it after the response, so guesses sent in parallel all pass the
+test before any is counted. Taking the slot first and giving it back on success, as here, has
+no such gap; Flask-Limiter has no documented way to give a slot back.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from smsdash.models import Contact, Group, group_members
 from smsdash.sms.phones import InvalidNumber, normalize
 from smsdash.twilio.messages_api import sender_identity
 from smsdash.web.form_errors import add_error
-from smsdash.web.pagination import page_number, paginate
+from smsdash.web.pagination import paginate
 
 bp = Blueprint("contacts", __name__)
 
@@ -37,7 +37,7 @@ def _group_or_404(group_id: int) -> Group:
 @bp.get("/contacts")
 def index() -> Response:
     q = request.args.get("q", "")
-    page = paginate(search_contacts(q), page_number(), PER_PAGE)
+    page = paginate(search_contacts(q), PER_PAGE)
     opted_out = opted_out_among([c.phone for c in page.items], sender_identity(current_app.config))
     # Only the search box and pager ask for the rows; htmx's history restore wants the whole page.
     fragment = request.headers.get("HX-Request") and request.headers.get("HX-Target") == "contact-rows"

@@ -14,13 +14,13 @@ import io
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
 from flask.typing import ResponseReturnValue
+from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import Select, select
-from sqlalchemy.engine import Row as ResultRow
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import contains_eager, selectinload
 
 from smsdash.contacts.search import name_or_number
 from smsdash.extensions import db
@@ -32,7 +32,7 @@ from smsdash.sending.queue import waiting_for_redis_note
 from smsdash.sending.retry import can_retry, retry_delivery
 from smsdash.twilio.error_codes import explain
 from smsdash.web.csv_cells import as_text_cell
-from smsdash.web.pagination import Page, page_number, paginate
+from smsdash.web.pagination import paginate
 
 bp = Blueprint("messages", __name__)
 
@@ -72,7 +72,6 @@ def index() -> Response:
     """The messages list, which is also the landing page after login: what an operator checks first."""
     page = paginate(
         select(Message).options(selectinload(Message.author)).order_by(Message.created_at.desc(), Message.id.desc()),
-        page_number(),
         MESSAGES_PER_PAGE,
     )
     ups = rollups(m.id for m in page.items)
@@ -95,13 +94,14 @@ def index_poll() -> Response:
 
 # ---- one message -------------------------------------------------------------------------------
 
-Row = ResultRow[Delivery, str | None]  # a delivery and its contact's name
 
-
-def _deliveries(message_id: int, status: str, q: str) -> Select[Delivery, str | None]:
+def _deliveries(message_id: int, status: str, q: str) -> Select[Delivery]:
+    """A message's deliveries in id order, each with its contact's name loaded by the same join
+    the search matches names through (so the page is one query, not one per contact)."""
     stmt = (
-        cast("Select[Delivery, str | None]", select(Delivery, Contact.name))  # outer join: the name may be None
-        .outerjoin(Contact, Contact.id == Delivery.contact_id)
+        select(Delivery)
+        .outerjoin(Delivery.contact)
+        .options(contains_eager(Delivery.contact).load_only(Contact.name))
         .where(Delivery.message_id == message_id)
         .order_by(Delivery.id)
     )
@@ -111,17 +111,17 @@ def _deliveries(message_id: int, status: str, q: str) -> Select[Delivery, str | 
     return stmt if matches is None else stmt.where(matches)
 
 
-def _by_id(message_id: int, delivery_ids: list[int]) -> list[Row]:
+def _by_id(message_id: int, delivery_ids: list[int]) -> list[Delivery]:
     if not delivery_ids:
         return []
-    return list(db.session.execute(_deliveries(message_id, "", "").where(Delivery.id.in_(delivery_ids))).all())
+    return list(db.session.scalars(_deliveries(message_id, "", "").where(Delivery.id.in_(delivery_ids))))
 
 
-def _page_of_deliveries(message_id: int, up: Rollup, status: str, q: str) -> Page[Row]:
+def _page_of_deliveries(message_id: int, up: Rollup, status: str, q: str) -> Pagination:
     """One page of the recipient table. Without a search, the total comes from the roll-up,
     which saves a COUNT over up to 10,000+ rows on every page view."""
     total = None if q else sum(n for s, n in up.shown() if not status or s == status)
-    return paginate(_deliveries(message_id, status, q), page_number(), DELIVERIES_PER_PAGE, scalars=False, total=total)
+    return paginate(_deliveries(message_id, status, q), DELIVERIES_PER_PAGE, total=total)
 
 
 def _status_filter() -> str:
@@ -138,15 +138,15 @@ def _table_key(status: str, q: str, page: int) -> str:
 
 def _table(
     message_id: int,
-    page: Page[Row],
+    page: Pagination,
     status: str,
     q: str,
-    kept: Sequence[Row] = (),
+    kept: Sequence[Delivery] = (),
     timelines: dict[int, list[Step]] | None = None,
 ) -> dict[str, Any]:
     """What _recipients.html needs: the page's rows, and the `kept` rows (off the page, their
     timeline open) in id order among them, each with its waiting-to-retry note."""
-    listed = [(d, name, False) for d, name in page.items] + [(d, name, True) for d, name in kept]
+    listed = [(d, False) for d in page.items] + [(d, True) for d in kept]
     listed.sort(key=lambda row: row[0].id)
     return dict(
         message_id=message_id,
@@ -156,7 +156,7 @@ def _table(
         rows=listed,
         table_key=_table_key(status, q, page.page),
         timelines=timelines or {},
-        waits=retry_waits(d for d, _, _ in listed),
+        waits=retry_waits(d for d, _ in listed),
     )
 
 
@@ -167,7 +167,7 @@ def show(message_id: int) -> Response:
     up = rollup(message.id)
     page = _page_of_deliveries(message.id, up, status, q)
     # The poller starts from the version its first poll will compute, which counts these rows' events.
-    up = replace(up, events=watched_events([d.id for d, _ in page.items]))
+    up = replace(up, events=watched_events([d.id for d in page.items]))
     context = dict(
         message=message,
         rollup=up,
@@ -205,13 +205,13 @@ def poll(message_id: int) -> Response:
     if status:
         q = request.args.get("q", "")
         page = _page_of_deliveries(message_id, up, status, q)
-        listed = [d.id for d, _ in page.items]
+        listed = [d.id for d in page.items]
         if listed != shown or page.total != request.args.get("total", type=int):
             return _poll_table(message_id, up, page, status, q, open_ids)
         rows = list(page.items) + _by_id(message_id, [i for i in open_ids if i not in listed])
     else:  # an unfiltered (or only searched) table keeps its rows: only their badges change
         rows = _by_id(message_id, _watch(shown, open_ids))
-    deliveries = {d.id: d for d, _ in rows}
+    deliveries = {d.id: d for d in rows}
     cells = [d for d in deliveries.values() if status or d.id in shown]
     timelines = _steps([deliveries[i] for i in open_ids if i in deliveries])
     return Response(
@@ -228,17 +228,17 @@ def poll(message_id: int) -> Response:
     )
 
 
-def _poll_table(message_id: int, up: Rollup, page: Page[Row], status: str, q: str, open_ids: list[int]) -> Response:
+def _poll_table(message_id: int, up: Rollup, page: Pagination, status: str, q: str, open_ids: list[int]) -> Response:
     """A filtered table whose rows or total changed, whole, in place of the one on screen. That
     one's id names the page it asked for, not the page shown now (fewer rows, fewer pages).
 
     Rows whose timeline is open stay even off the page (`kept`), marked. The new table watches
     other rows, so its poller carries their event count, read before their events and notes are:
     what the table shows is never older than the version it is sent with."""
-    listed = [d.id for d, _ in page.items]
+    listed = [d.id for d in page.items]
     up = replace(up, events=watched_events(_watch(listed, open_ids)))
     kept = _by_id(message_id, [i for i in open_ids if i not in listed])
-    deliveries = {d.id: d for d, _ in list(page.items) + kept}
+    deliveries = {d.id: d for d in list(page.items) + kept}
     timelines = _steps([deliveries[i] for i in open_ids if i in deliveries])
     return Response(
         render_template(
@@ -246,7 +246,8 @@ def _poll_table(message_id: int, up: Rollup, page: Page[Row], status: str, q: st
             rollup=up,
             explain=explain,
             retryable=can_retry,
-            replaces=_table_key(status, q, page_number()),
+            # The page the poll asked for: the table's `page` input, always a positive number.
+            replaces=_table_key(status, q, request.args.get("page", 1, type=int)),
             **_table(message_id, page, status, q, kept, timelines),
         )
     )
@@ -327,13 +328,13 @@ def export(message_id: int) -> Response:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(EXPORT_COLUMNS)
-        for delivery, name in db.session.execute(stmt):
+        for delivery in db.session.scalars(stmt):
             info = explain(delivery.error_code) if delivery.error_code is not None else None
             writer.writerow(
                 [
                     delivery.id,
                     delivery.to_number,
-                    as_text_cell(name or ""),
+                    as_text_cell(delivery.contact.name if delivery.contact else ""),
                     delivery.status,
                     delivery.error_code or "",
                     info.meaning if info else "",

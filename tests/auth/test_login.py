@@ -4,7 +4,9 @@ never tells which emails are operators, and a Redis outage does not lock operato
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from flask import Flask
@@ -146,3 +148,46 @@ def test_redis_holds_no_email(app: Flask, client: FlaskClient, operator: User) -
     keys = [k.decode() for k in get_redis(app).scan_iter(login_throttle.KEY_PREFIX + "*")]
     assert len(keys) == 2 and not any("example.com" in key for key in keys)
     assert all(0 < get_redis(app).ttl(key) <= 600 for key in keys)
+
+
+def test_parallel_guesses_cannot_slip_past_the_limit(
+    app: Flask, operator: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten wrong passwords for one account at once, with a limit of 3: exactly 3 are checked.
+
+    Each guess that reaches the password check waits there until every other guess has either
+    reached it too or been refused, so a throttle that counts a failure only after its check
+    (test the count, check the password, then add to it: Flask-Limiter's deduct_when) lets all
+    ten through, while one that takes its slot before the check refuses seven."""
+    app.config["WTF_CSRF_ENABLED"] = False  # ten clients without ten log-in pages
+    guesses = 10
+    settled = threading.Condition()
+    done = [0]
+    real_check = User.check_password
+
+    def settle() -> None:
+        with settled:
+            done[0] += 1
+            settled.notify_all()
+
+    def waiting_check(user: User, password: str) -> bool:
+        settle()
+        with settled:
+            assert settled.wait_for(lambda: done[0] == guesses, timeout=30), "a guess never settled"
+        return real_check(user, password)
+
+    monkeypatch.setattr(User, "check_password", waiting_check)
+
+    def guess(n: int) -> int:
+        response = app.test_client().post(
+            "/login",
+            data={"email": operator.email, "password": f"guess {n}"},
+            environ_base={"REMOTE_ADDR": f"198.51.100.{n}"},  # one address each: only the account's limit applies
+        )
+        if response.status_code == 429:
+            settle()
+        return response.status_code
+
+    with ThreadPoolExecutor(guesses) as pool:
+        answers = sorted(pool.map(guess, range(guesses)))
+    assert answers == [401] * 3 + [429] * 7

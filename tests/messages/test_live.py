@@ -9,14 +9,12 @@ inputs again when the answer swaps the table. tests/test_browser.py runs the rea
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from smsdash.compose.service import Recipient, compose_message
 from smsdash.delivery.status import apply_status
@@ -171,21 +169,6 @@ def test_a_table_left_with_fewer_pages_is_replaced_where_it_stands(app: Flask, l
 
 
 # ---- events that change no status --------------------------------------------------------------
-
-
-@pytest.fixture
-def statements(app: Flask) -> Iterator[list[str]]:
-    """Every SQL statement the app runs while the test is inside `with app.app_context()`."""
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(engine, "before_cursor_execute", record)
 
 
 def test_an_open_timeline_picks_up_events_that_change_no_status(
