@@ -279,7 +279,7 @@ def test_a_status_filter_stays_truthful_while_deliveries_move(
         db.session.add(message)
         db.session.flush()
         rows = [
-            Delivery(message_id=message.id, to_number=n, status=s)
+            Delivery(message_id=message.id, to_number=n, status=s, body=message.body)
             for n, s in zip(numbers, ("failed", "sending", "sending", "sending"))
         ]
         db.session.add_all(rows)
