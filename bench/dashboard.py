@@ -86,8 +86,8 @@ def prepare_database(pg: str, deliveries: int, noise: int) -> str:
                 (per_noise,),
             )
             conn.execute(
-                "INSERT INTO comms_deliveries (message_id, to_number, status, attempts, created_at, updated_at)"
-                " SELECT currval('comms_messages_id_seq'), '+1212' || lpad(i::text, 7, '0'), 'delivered', 1,"
+                "INSERT INTO comms_deliveries (message_id, to_number, body, status, attempts, created_at, updated_at)"
+                " SELECT currval('comms_messages_id_seq'), '+1212' || lpad(i::text, 7, '0'), 'older', 'delivered', 1,"
                 " now() - interval '1 day', now() - interval '1 day' FROM generate_series(1, %s) AS i",
                 (per_noise,),
             )
@@ -98,9 +98,10 @@ def prepare_database(pg: str, deliveries: int, noise: int) -> str:
             (deliveries,),
         ).fetchone()[0]
         conn.execute(
-            "INSERT INTO comms_deliveries (message_id, contact_id, to_number, status, error_code, attempts,"
+            "INSERT INTO comms_deliveries (message_id, contact_id, to_number, body, status, error_code, attempts,"
             " external_message_id, created_at, updated_at)"
             f" SELECT %s, CASE WHEN i %% 5 = 0 THEN i / 5 END, '+1415' || lpad((i / 5)::text, 7, '0') || i %% 5,"
+            " 'Your order has shipped. Reply STOP to opt out.',"
             f" CASE {cases} END, CASE WHEN (i %% 100) BETWEEN 55 AND 64 THEN 30003 END, 1,"
             " 'SM' || md5(i::text), now() - interval '10 minutes', now() - (i || ' ms')::interval"
             " FROM generate_series(1, %s) AS i",

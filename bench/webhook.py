@@ -117,9 +117,9 @@ def prepare_database(pg: str, deliveries: int) -> str:
             "INSERT INTO comms_messages (body, created_at, recipient_count) VALUES ('bench', now(), %s)", (deliveries,)
         )
         conn.execute(
-            "INSERT INTO comms_deliveries (message_id, to_number, status, external_message_id, attempts,"
+            "INSERT INTO comms_deliveries (message_id, to_number, body, status, external_message_id, attempts,"
             " sent_at, created_at, updated_at)"
-            " SELECT 1, '+1500555' || i::text, 'sent', 'SM' || md5(i::text), 1, now(), now(), now()"
+            " SELECT 1, '+1500555' || i::text, 'bench', 'sent', 'SM' || md5(i::text), 1, now(), now(), now()"
             " FROM generate_series(1, %s) AS i",
             (deliveries,),
         )

@@ -28,6 +28,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from smsdash.dialects import tune_sqlite
     from smsdash.extensions import csrf, db, htmx, login_manager, migrate
     from smsdash.health import views as health
+    from smsdash.message_templates import views as message_templates
     from smsdash.messages import views as messages
     from smsdash.setup import views as setup
     from smsdash.web import security_headers
@@ -61,7 +62,15 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     auth.init_app(app)
     security_headers.init_app(app)
-    for blueprint in (health.bp, webhooks.bp, contacts.bp, messages.bp, compose.bp, setup.bp):
+    for blueprint in (
+        health.bp,
+        webhooks.bp,
+        contacts.bp,
+        messages.bp,
+        compose.bp,
+        message_templates.bp,
+        setup.bp,
+    ):
         app.register_blueprint(blueprint)
     schedule.init_app(app)
     cli.init_app(app)

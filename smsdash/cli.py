@@ -10,10 +10,14 @@ load the worker or the Twilio client for nothing.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
+
+if TYPE_CHECKING:
+    from smsdash.compose.personalise import Recipient
 
 users = AppGroup("users", help="Manage operator accounts.")
 sms = AppGroup("sms", help="Send and inspect SMS from the command line.")
@@ -62,36 +66,65 @@ def create_user(email: str, password: str) -> None:
     "--to",
     "numbers",
     multiple=True,
-    required=True,
     help="Recipient number, E.164 or national (DEFAULT_PHONE_REGION); repeat for more.",
 )
-@click.option("--body", required=True, help="The message text.")
-def send_command(numbers: tuple[str, ...], body: str) -> None:
-    """Create a message to every --to number and enqueue its sends; print the message id
-    (alone on stdout, so scripts can capture it).
+@click.option(
+    "--csv",
+    "sheet",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A spreadsheet (.csv or .xlsx) whose first row names the columns, one of them the phone.",
+)
+@click.option("--body", required=True, help="The message text; {{field}} and {{ field | fallback }} are filled in.")
+def send_command(numbers: tuple[str, ...], sheet: str | None, body: str) -> None:
+    """Create a message to every --to number (or every row of --csv) and enqueue its sends; print
+    the message id (alone on stdout, so scripts can capture it).
 
-    Every number is checked first: if any is invalid, each bad one is named and nothing is
-    created, so a typo never sends to half a list."""
-    from smsdash.compose.service import Recipient, compose_message
+    Placeholders are filled from the contact a number belongs to, or from the spreadsheet row.
+    Everything is checked first: an invalid number, a bad row or a recipient whose text cannot be
+    sent is named and nothing is created, so a typo never sends to half a list."""
+    from smsdash.compose.service import ComposeRefused, Recipient, compose_message
     from smsdash.sending.queue import waiting_for_redis_note
-    from smsdash.sms.body import body_problem, normalize_line_breaks
+    from smsdash.sms.body import normalize_line_breaks
     from smsdash.sms.phones import parse_many
 
+    if bool(numbers) == bool(sheet):
+        raise click.UsageError("give --to NUMBER (repeatable) or --csv FILE")
     body = normalize_line_breaks(body)
-    problem = body_problem(body)
-    if problem:
-        raise click.BadParameter(problem, param_hint="--body")
-    parsed = parse_many(numbers, current_app.config.get("DEFAULT_PHONE_REGION") or "US")
-    if parsed.errors:
-        for error in parsed.errors:
-            click.echo(f"invalid number {error.raw!r}: {error.reason}", err=True)
-        raise click.ClickException(f"{len(parsed.errors)} invalid number(s); nothing was sent")
-    message = compose_message(body, [Recipient(n) for n in parsed.numbers], author_id=None)
+    region = current_app.config.get("DEFAULT_PHONE_REGION") or "US"
+    if sheet:
+        recipients = _sheet_recipients(sheet, body, region)
+    else:
+        parsed = parse_many(numbers, region)
+        if parsed.errors:
+            for error in parsed.errors:
+                click.echo(f"invalid number {error.raw!r}: {error.reason}", err=True)
+            raise click.ClickException(f"{len(parsed.errors)} invalid number(s); nothing was sent")
+        recipients = [Recipient(n) for n in parsed.numbers]
+    try:
+        message = compose_message(body, recipients, author_id=None)
+    except ComposeRefused as refused:  # nothing was stored: the same refusal as the page's
+        raise click.BadParameter(" ".join(refused.problems), param_hint="--body") from None
     note = waiting_for_redis_note(message.id)
     if note:
         click.echo(note, err=True)
-    click.echo(f"{len(parsed.numbers)} deliveries queued for message:", err=True)
+    click.echo(f"{message.recipient_count} deliveries queued for message:", err=True)
     click.echo(message.id)
+
+
+def _sheet_recipients(path: str, body: str, region: str) -> list[Recipient]:
+    """Every good row of the spreadsheet at `path`, or a ClickException naming each bad one."""
+    from smsdash.compose.spreadsheet import SpreadsheetError, read_sheet
+
+    try:
+        with open(path, "rb") as stream:
+            sheet = read_sheet(stream, path, body, region)
+    except SpreadsheetError as exc:
+        raise click.ClickException(f"{exc}; nothing was sent") from None
+    if sheet.errors:
+        for line, reason in sheet.errors:
+            click.echo(f"line {line}: {reason}", err=True)
+        raise click.ClickException(f"{len(sheet.errors)} bad row(s); nothing was sent")
+    return sheet.recipients
 
 
 @sms.command("reconcile")

@@ -81,6 +81,26 @@ class Contact(db.Model):  # type: ignore[name-defined]  # db.Model is made at ru
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     groups: Mapped[list[Group]] = relationship(secondary=group_members, back_populates="contacts")
+    fields: Mapped[list[ContactField]] = relationship(
+        cascade="all, delete-orphan", order_by="ContactField.name", passive_deletes=True
+    )
+
+    def field_values(self) -> dict[str, str]:
+        return {f.name: f.value for f in self.fields}
+
+
+class ContactField(db.Model):  # type: ignore[name-defined]  # db.Model is made at run time (python/mypy#8603)
+    """One named value of a contact besides name and phone (`site`, `first_name`, ...), for placeholders.
+
+    A row per value rather than a JSON column, so the field list counts contacts per field in SQL
+    and compose loads only the fields of the contacts it sends to. `name` is lower_snake_case."""
+
+    __tablename__ = "contact_fields"
+    __table_args__ = (Index("ix_contact_fields_name", "name"),)
+
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
 
 
 class Group(db.Model):  # type: ignore[name-defined]  # db.Model is made at run time (python/mypy#8603)
@@ -112,8 +132,26 @@ class OptOut(db.Model):  # type: ignore[name-defined]  # db.Model is made at run
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class MessageTemplate(db.Model):  # type: ignore[name-defined]  # db.Model is made at run time (python/mypy#8603)
+    """A saved body with placeholders. Archived templates are hidden from compose, never deleted,
+    so a message that came from one still names it."""
+
+    __tablename__ = "message_templates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_MAX_LENGTH), unique=True)
+    body: Mapped[str] = mapped_column(Text)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
 class Message(db.Model):  # type: ignore[name-defined]  # db.Model is made at run time (python/mypy#8603)
-    """One composed SMS body, sent to `recipient_count` deliveries."""
+    """One composed SMS body as the operator wrote it (placeholders and all), sent to
+    `recipient_count` deliveries; each delivery keeps the text its recipient really got.
+
+    `template_id` is the saved template it came from: `body` is a copy of that template's body as
+    it was then, so editing the template later changes no history."""
 
     __tablename__ = "comms_messages"
 
@@ -122,8 +160,10 @@ class Message(db.Model):  # type: ignore[name-defined]  # db.Model is made at ru
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     recipient_count: Mapped[int] = mapped_column(Integer, default=0)
+    template_id: Mapped[int | None] = mapped_column(ForeignKey("message_templates.id", ondelete="SET NULL"))
 
     author: Mapped[User | None] = relationship()
+    template: Mapped[MessageTemplate | None] = relationship()
 
 
 class Delivery(db.Model):  # type: ignore[name-defined]  # db.Model is made at run time (python/mypy#8603)
@@ -146,6 +186,9 @@ class Delivery(db.Model):  # type: ignore[name-defined]  # db.Model is made at r
     message_id: Mapped[int] = mapped_column(ForeignKey("comms_messages.id", ondelete="CASCADE"))
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     to_number: Mapped[str] = mapped_column(String(20))
+    # The text this recipient is sent: the message's body with its placeholders filled in at
+    # compose. The send job sends it and the duplicate-send look-up compares it.
+    body: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(24), default="queued")
     external_message_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     error_code: Mapped[int | None] = mapped_column(Integer)

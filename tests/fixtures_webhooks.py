@@ -30,7 +30,9 @@ def make_delivery(app: Flask) -> Callable[..., int]:
             message = Message(body="hello", recipient_count=1)
             db.session.add(message)
             db.session.flush()
-            delivery = Delivery(message_id=message.id, to_number=to, status=status, external_message_id=sid)
+            delivery = Delivery(
+                message_id=message.id, to_number=to, status=status, external_message_id=sid, body=message.body
+            )
             db.session.add(delivery)
             db.session.commit()
             return delivery.id

@@ -316,7 +316,7 @@ def test_a_status_filter_stays_truthful_while_deliveries_move(
         db.session.add(message)
         db.session.flush()
         rows = [
-            Delivery(message_id=message.id, to_number=n, status=s)
+            Delivery(message_id=message.id, to_number=n, status=s, body=message.body)
             for n, s in zip(numbers, ("failed", "sending", "sending", "sending"), strict=True)
         ]
         db.session.add_all(rows)
@@ -563,3 +563,54 @@ def test_every_operator_page_passes_axe(app: Flask, live: tuple[LiveServer, Simu
     expect(page.locator("#checks[data-stale]")).to_have_count(0)  # the checklist was replaced
     expect(page.get_by_role("button", name="Check again")).to_be_enabled()
     check(page, "the setup page after Check again")
+
+
+def test_personalised_preview_shows_each_text_and_the_message_page_too(
+    app: Flask, live: tuple[LiveServer, Simulator], browser_page: Any
+) -> None:
+    """Two contacts and a typed number, one body with {{first_name|there}}: the preview shows
+    three different texts as the operator types, and the message page shows what each got."""
+    from playwright.sync_api import expect
+
+    from smsdash.extensions import db
+    from smsdash.models import Contact, ContactField
+
+    with app.app_context():
+        db.session.add_all(
+            [
+                Contact(name="Ada Lovelace", phone="+14155550101", fields=[ContactField(name="site", value="Leeds")]),
+                Contact(name="Grace Hopper", phone="+14155550102"),
+            ]
+        )
+        db.session.commit()
+    server, _ = live
+    page = browser_page
+    _log_in(page, server)
+    page.goto(server.url + "/messages/new")
+    page.get_by_label("Recipients").fill("+14155550109")
+    for name in ("Ada", "Grace"):
+        page.get_by_label("Add contacts or groups").fill(name)
+        page.locator("#picker .matches").get_by_label(name, exact=False).check()
+    expect(page.locator("#recipient-summary")).to_contain_text("3 recipients")
+    page.get_by_label("Message", exact=True).fill(
+        "Hi {{first_name|there}}, your shift at {{ site | the depot }} is at 9."
+    )
+    preview = page.locator("#preview")
+    for text in (
+        "Hi there, your shift at the depot is at 9.",
+        "Hi Ada, your shift at Leeds is at 9.",
+        "Hi Grace, your shift at the depot is at 9.",
+    ):
+        expect(preview).to_contain_text(text)
+    expect(page.locator("#segment-counter")).to_contain_text("Longest text, for +14155550109")  # ties go to the first
+    expect(page.locator("#segment-counter")).to_contain_text("3 segments in all")
+    shots = os.environ.get("SCREENSHOT_DIR")
+    if shots:
+        page.locator("form.compose").screenshot(path=os.path.join(shots, "compose-preview.png"))
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_role("heading", name="Message #")).to_be_visible()
+    bodies = page.locator(".recipients .delivery-body")
+    expect(bodies).to_have_count(3)
+    expect(page.locator("tbody.delivery", has_text="+14155550109")).to_contain_text("Hi there, your shift at the depot")
+    expect(page.locator("tbody.delivery", has_text="Ada Lovelace")).to_contain_text("Hi Ada, your shift at Leeds")
+    expect(page.locator("tbody.delivery", has_text="Grace Hopper")).to_contain_text("Hi Grace, your shift at the depot")

@@ -10,51 +10,76 @@ left out instead of a recipient silently missing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert
 
+from smsdash.compose.personalise import Personalisation, Recipient, link_contacts, personalise
 from smsdash.delivery.optouts import opted_out_among
 from smsdash.extensions import db
 from smsdash.models import Delivery, Event, Message, utcnow
 from smsdash.sending.queue import enqueue_first_attempts
 from smsdash.twilio.messages_api import sender_identity
 
-
-@dataclass(frozen=True)
-class Recipient:
-    """One number to text (E.164, already normalised), and the contact it came from, if any."""
-
-    to_number: str
-    contact_id: int | None = None
+__all__ = ["ComposeRefused", "Recipient", "compose_message", "prepare"]
 
 
-def compose_message(body: str, recipients: Sequence[Recipient], author_id: int | None) -> Message:
-    """Create a message and its deliveries, commit them, then enqueue the sends in batches.
+class ComposeRefused(ValueError):
+    """The message cannot be sent as it stands; `problems` says why, in the operator's words."""
 
-    A number listed twice gets one delivery. Returns the committed message; whether its work
-    reached Redis now or reaches it through the sweeper later, every delivery is sent once.
-    """
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+def prepare(
+    body: str, recipients: Sequence[Recipient], sender: str | None = None
+) -> tuple[Personalisation, Personalisation]:
+    """Each recipient's text: (those to send to, those who opted out and get a canceled delivery).
+
+    A number listed twice is kept once; a typed number that is a contact's is linked to it. Only
+    the recipients who will be texted can stop the send: an opted-out one missing a field is
+    recorded as canceled all the same."""
     unique: dict[str, Recipient] = {}
-    for recipient in recipients:
+    for recipient in link_contacts(recipients):
         unique.setdefault(recipient.to_number, recipient)
-    opted_out = opted_out_among(unique, sender_identity())
+    opted_out = opted_out_among(unique, sender if sender is not None else sender_identity())
+    active = [r for r in unique.values() if r.to_number not in opted_out]
+    return personalise(body, active), personalise(body, [r for r in unique.values() if r.to_number in opted_out])
+
+
+def compose_message(
+    body: str, recipients: Sequence[Recipient], author_id: int | None, template_id: int | None = None
+) -> Message:
+    """Create a message and its deliveries, each with its recipient's own text, commit them,
+    then enqueue the sends in batches.
+
+    Raises ComposeRefused, storing nothing, when any recipient's text cannot be sent (see
+    `Personalisation.problems`). Returns the committed message; whether its work reached Redis
+    now or reaches it through the sweeper later, every delivery is sent once.
+    """
+    active, opted_out = prepare(body, recipients)
+    problems = active.problems() if active.rendered or not opted_out.rendered else []
+    if problems:
+        raise ComposeRefused(problems)
     now = utcnow()
-    message = Message(body=body, author_id=author_id, recipient_count=len(unique), created_at=now)
+    count = len(active.rendered) + len(opted_out.rendered)
+    message = Message(body=body, author_id=author_id, recipient_count=count, created_at=now, template_id=template_id)
     db.session.add(message)
     db.session.flush()
     rows: list[dict[str, Any]] = [
         {
             "message_id": message.id,
-            "contact_id": r.contact_id,
-            "to_number": r.to_number,
-            "status": "canceled" if r.to_number in opted_out else "queued",
+            "contact_id": r.recipient.contact_id,
+            "to_number": r.recipient.to_number,
+            "body": r.body,
+            "status": status,
             "attempts": 0,
             "created_at": now,
             "updated_at": now,
         }
-        for r in unique.values()
+        for status, group in (("queued", active), ("canceled", opted_out))
+        for r in group.rendered
     ]
     inserted = (
         db.session.execute(

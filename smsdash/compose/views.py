@@ -11,17 +11,21 @@ from __future__ import annotations
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 from wtforms import HiddenField, TextAreaField
 
+from smsdash.compose import uploads
+from smsdash.compose.personalise import Personalisation, personalise
 from smsdash.compose.recipients import Resolution, resolve
-from smsdash.compose.service import Recipient, compose_message
+from smsdash.compose.service import ComposeRefused, Recipient, compose_message, prepare
+from smsdash.compose.spreadsheet import Sheet, SpreadsheetError, read_sheet
 from smsdash.contacts.search import search_contacts
 from smsdash.extensions import db
-from smsdash.models import Contact, Group, group_members
+from smsdash.models import Contact, Group, MessageTemplate, group_members
 from smsdash.sending.queue import waiting_for_redis_note
-from smsdash.sms.body import MAX_BODY_CHARS, body_problem, normalize_line_breaks
+from smsdash.sms.body import MAX_BODY_CHARS, normalize_line_breaks
 from smsdash.sms.segments import count_segments, describe_char
 from smsdash.twilio.messages_api import sender_identity
 from smsdash.web.form_errors import add_error
@@ -29,6 +33,8 @@ from smsdash.web.form_errors import add_error
 bp = Blueprint("compose", __name__)
 
 PICKER_LIMIT = 8
+SHOWN_ROW_ERRORS = 100  # bad rows listed on the page; the count says how many more
+PREVIEWS = 3  # recipients whose text the preview shows without being asked
 
 
 def _body(value: str | None) -> str:
@@ -39,6 +45,7 @@ class ComposeForm(FlaskForm):
     recipients = TextAreaField("Recipients")
     body = TextAreaField("Message", filters=[_body])
     confirm_count = HiddenField()
+    template_id = HiddenField()
 
 
 def _ids(name: str) -> list[int]:
@@ -55,7 +62,16 @@ def _resolve(form: ComposeForm) -> Resolution:
     )
 
 
-def _problems(form: ComposeForm, resolution: Resolution) -> bool:
+def _recipients(resolution: Resolution) -> list[Recipient]:
+    return [Recipient(p, cid) for p, cid in resolution.recipients]
+
+
+def _personalise(form: ComposeForm, resolution: Resolution) -> Personalisation:
+    """Each recipient's text, the way compose_message will render it (opted-out ones are not texted)."""
+    return prepare(form.body.data or "", _recipients(resolution), sender_identity(current_app.config))[0]
+
+
+def _problems(form: ComposeForm, resolution: Resolution, texts: Personalisation) -> bool:
     """Attach every problem to its field; True if the message can be sent as it stands."""
     for bad in resolution.invalid:
         add_error(form.recipients, f"{bad.raw.strip()}: {bad.reason}")
@@ -66,8 +82,7 @@ def _problems(form: ComposeForm, resolution: Resolution) -> bool:
             if resolution.opted_out
             else "Add at least one recipient: type a number, or pick a contact or group.",
         )
-    problem = body_problem(form.body.data or "")
-    if problem:
+    for problem in texts.problems():
         add_error(form.body, problem)
     return not form.recipients.errors and not form.body.errors
 
@@ -76,33 +91,84 @@ def _problems(form: ComposeForm, resolution: Resolution) -> bool:
 def new() -> tuple[str, int] | Response:
     form = ComposeForm()
     if request.method == "GET":
-        return _page(form, Resolution())
+        _use_template(form)
+        return _page(form, Resolution(), _personalise(form, Resolution()))
     resolution = _resolve(form)
-    if not form.validate_on_submit() or not _problems(form, resolution):
-        return _page(form, resolution, status=422)
+    texts = _personalise(form, resolution)
+    if not form.validate_on_submit() or not _problems(form, resolution, texts):
+        return _page(form, resolution, texts, status=422)
     count = len(resolution.recipients)
     threshold = current_app.config["LARGE_SEND_CONFIRM_THRESHOLD"]
     if count >= threshold and form.confirm_count.data != str(count):
-        return _page(form, resolution, confirm=count)
+        return _page(form, resolution, texts, confirm=count)
     recipients = [Recipient(p, cid) for p, cid in resolution.recipients + resolution.opted_out]
-    message = compose_message(form.body.data or "", recipients, author_id=current_user.id)
+    try:
+        message = compose_message(
+            form.body.data or "", recipients, author_id=current_user.id, template_id=_template_id(form)
+        )
+    except ComposeRefused as refused:  # a contact changed between the check above and now
+        for problem in refused.problems:
+            add_error(form.body, problem)
+        return _page(form, resolution, texts, status=422)
     note = waiting_for_redis_note(message.id)
     if note:
         flash(note, "warning")
     return redirect(url_for("messages.show", message_id=message.id))
 
 
+def _use_template(form: ComposeForm) -> None:
+    """`?template=ID` (compose's "use a template") starts the body from that saved template."""
+    chosen = request.args.get("template", type=int)
+    template = db.session.get(MessageTemplate, chosen) if chosen else None
+    if template is not None and template.archived_at is None:
+        form.body.data, form.template_id.data = template.body, str(template.id)
+
+
+def _template_id(form: ComposeForm) -> int | None:
+    """The template the body came from, recorded on the message (if it still exists)."""
+    raw = form.template_id.data or ""
+    return (
+        db.session.scalar(select(MessageTemplate.id).where(MessageTemplate.id == int(raw))) if raw.isdigit() else None
+    )
+
+
+def _live(texts: Personalisation) -> dict[str, object]:
+    """What the segment counter and the preview show: the longest text's count, whose it is, the
+    send's total, and the first few recipients' texts (or the one asked for)."""
+    wanted = (request.values.get("preview_for") or "").strip().lower()
+    digits = "".join(ch for ch in wanted if ch.isdigit())
+    shown = texts.rendered[:PREVIEWS]
+    if wanted:
+        shown = [
+            r for r in texts.rendered if wanted in r.label.lower() or (digits and digits in r.recipient.to_number)
+        ][:1]
+    return dict(
+        segments=texts.longest_count or count_segments(texts.body),
+        texts=texts,
+        previews=shown,
+        preview_for=wanted,
+        describe_char=describe_char,
+        max_body_chars=MAX_BODY_CHARS,
+    )
+
+
 def _page(
-    form: ComposeForm, resolution: Resolution, *, status: int = 200, confirm: int | None = None
+    form: ComposeForm,
+    resolution: Resolution,
+    texts: Personalisation,
+    *,
+    status: int = 200,
+    confirm: int | None = None,
 ) -> tuple[str, int]:
     return render_template(
         "compose/new.html",
         form=form,
         resolution=resolution,
         confirm=confirm,
-        segments=count_segments(form.body.data or ""),
-        describe_char=describe_char,
-        max_body_chars=MAX_BODY_CHARS,
+        templates=db.session.scalars(
+            select(MessageTemplate).where(MessageTemplate.archived_at.is_(None)).order_by(MessageTemplate.name)
+        ).all(),
+        **_live(texts),
         q="",
         chosen_contacts=resolution.contacts,
         chosen_groups=resolution.groups,
@@ -126,20 +192,22 @@ def _group_sizes(groups: list[Group]) -> dict[int, int]:
 
 @bp.post("/messages/new/segments")
 def segments() -> str:
-    """The live segment counter for the body being typed."""
-    body = _body(request.form.get("body"))
-    return render_template(
-        "compose/_segments.html",
-        segments=count_segments(body),
-        describe_char=describe_char,
-        max_body_chars=MAX_BODY_CHARS,
-    )
+    """The live segment counter for the body being typed (its longest rendering, when it has
+    placeholders), with the preview of the recipients' texts swapped in beside it."""
+    form = ComposeForm()
+    texts = _personalise(form, _resolve(form))
+    return render_template("compose/_segments.html", preview_oob=True, **_live(texts))
 
 
 @bp.post("/messages/new/summary")
 def summary() -> str:
-    """The live recipient count: valid, unique and not opted out, with what was left out."""
-    return render_template("compose/_summary.html", resolution=_resolve(ComposeForm()))
+    """The live recipient count: valid, unique and not opted out, with what was left out; the
+    counter and preview follow, since who is sent to changes what each text says."""
+    form = ComposeForm()
+    resolution = _resolve(form)
+    return render_template(
+        "compose/_summary.html", resolution=resolution, live_oob=True, **_live(_personalise(form, resolution))
+    )
 
 
 @bp.get("/messages/new/pick")
@@ -175,3 +243,68 @@ def pick() -> str:
         groups=groups,
         sizes=_group_sizes([*chosen_groups, *groups]),
     )
+
+
+class SpreadsheetForm(FlaskForm):
+    file = FileField("Spreadsheet (.csv or .xlsx)")
+    body = TextAreaField("Message", filters=[_body])
+    sheet = HiddenField()  # the token of the file already uploaded and checked
+    sheet_name = HiddenField()
+
+
+@bp.route("/messages/new/spreadsheet", methods=["GET", "POST"])
+def spreadsheet() -> str | Response:
+    """Upload, check, then confirm: the rows read, each bad row by line and reason, and Send only
+    when every row can be sent. The body and the uploaded file are kept across each step."""
+    form = SpreadsheetForm()
+    if request.method == "GET" or not form.validate_on_submit():
+        return _sheet_page(form, None, status=200 if request.method == "GET" else 422)
+    upload = form.file.data
+    if upload and upload.filename:
+        uploads.discard(form.sheet.data or "")
+        token, size = uploads.keep(upload)
+        form.sheet.data, form.sheet_name.data = token, upload.filename
+        if size > current_app.config["SPREADSHEET_MAX_BYTES"]:
+            uploads.discard(token)
+            form.sheet.data = ""
+            form.file.errors.append(
+                f"The file is larger than {current_app.config['SPREADSHEET_MAX_BYTES'] // (1024 * 1024)} MB; split it."
+            )
+            return _sheet_page(form, None, status=422)
+    path = uploads.path_for(form.sheet.data or "")
+    if path is None:
+        form.file.errors.append("Choose a spreadsheet to upload.")
+        return _sheet_page(form, None, status=422)
+    try:
+        with path.open("rb") as stream:
+            sheet = read_sheet(stream, form.sheet_name.data or path.name, form.body.data or "", _region())
+    except SpreadsheetError as exc:
+        form.file.errors.append(f"{exc}.")
+        return _sheet_page(form, None, status=422)
+    texts = sheet.texts
+    # Bad rows are listed by line already; the body's own problems (syntax, empty) always show.
+    problems = texts.problems() if texts is not None and (texts.syntax_error or not sheet.errors) else []
+    form.body.errors.extend(problems)  # type: ignore[attr-defined]
+    if sheet.errors or problems or request.form.get("send") != str(len(sheet.recipients)):
+        return _sheet_page(form, sheet, status=422 if sheet.errors or problems else 200)
+    try:
+        message = compose_message(form.body.data or "", sheet.recipients, author_id=current_user.id)
+    except ComposeRefused as refused:
+        form.body.errors.extend(refused.problems)  # type: ignore[attr-defined]
+        return _sheet_page(form, sheet, status=422)
+    uploads.discard(form.sheet.data or "")
+    note = waiting_for_redis_note(message.id)
+    if note:
+        flash(note, "warning")
+    return redirect(url_for("messages.show", message_id=message.id))
+
+
+def _region() -> str:
+    return str(current_app.config["DEFAULT_PHONE_REGION"])
+
+
+def _sheet_page(form: SpreadsheetForm, sheet: Sheet | None, *, status: int) -> str:
+    texts = sheet.texts if sheet is not None and sheet.texts is not None else personalise(form.body.data or "", [])
+    return render_template(
+        "compose/spreadsheet.html", form=form, sheet=sheet, **_live(texts), shown_errors=SHOWN_ROW_ERRORS
+    ), status  # type: ignore[return-value]

@@ -1,4 +1,5 @@
-"""CSV import of contacts (name, phone): keep every good row, name every bad one by line.
+"""CSV import of contacts (name, phone, and any other columns as fields): keep every good row,
+name every bad one by line.
 
 An operator importing a spreadsheet should not have to fix all of it before any of it lands:
 good rows are saved, a number that already belongs to a contact updates that contact's name,
@@ -12,38 +13,62 @@ import io
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
+from smsdash.chunks import chunks
 from smsdash.extensions import db
-from smsdash.models import NAME_MAX_LENGTH, Contact
+from smsdash.models import NAME_MAX_LENGTH, Contact, ContactField
 from smsdash.sms.phones import InvalidNumber, normalize
+from smsdash.sms.placeholders import field_key, is_field_name
 
-_NAME_HEADERS = {"name", "full name", "contact"}
-_PHONE_HEADERS = {"phone", "phone number", "number", "mobile", "to"}
+# Names a contact field cannot take: placeholders already mean the contact's own name and number.
+RESERVED_FIELDS = frozenset({"name", "phone"})
+_NAME_HEADERS = {"name", "full_name", "contact"}
+_PHONE_HEADERS = {"phone", "phone_number", "number", "mobile", "to"}
 
 
 @dataclass
 class ImportReport:
-    """What an import did: counts of added and updated contacts, and each rejected line."""
+    """What an import did: counts of added and updated contacts, the fields kept, and each rejected line."""
 
     added: int = 0
     updated: int = 0
     unchanged: int = 0
+    fields: list[str] = field(default_factory=list)
     errors: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _columns(header: list[str]) -> tuple[int, int] | None:
-    """(name, phone) column positions if `header` is a header row, else None."""
-    cells = [cell.strip().lower() for cell in header]
-    name = next((i for i, c in enumerate(cells) if c in _NAME_HEADERS), None)
-    phone = next((i for i, c in enumerate(cells) if c in _PHONE_HEADERS), None)
-    return (name, phone) if name is not None and phone is not None else None
+@dataclass(frozen=True)
+class Columns:
+    """Where the name and phone are, and every other named column as a field (position, name)."""
+
+    name: int = 0
+    phone: int = 1
+    fields: tuple[tuple[int, str], ...] = ()
 
 
-def _rows(text: str) -> tuple[list[tuple[int, list[str]]], tuple[int, int]]:
-    """Rows with their line numbers, and the (name, phone) column positions."""
+def _columns(header: list[str]) -> Columns | None:
+    """The columns if `header` is a header row (it names a name and a phone column), else None.
+
+    Headers are read as lower_snake_case ("Phone Number" is phone_number, "First Name" is the
+    field first_name), the one rule placeholders use too."""
+    keys = [field_key(cell) for cell in header]
+    name = next((i for i, c in enumerate(keys) if c in _NAME_HEADERS), None)
+    phone = next((i for i, c in enumerate(keys) if c in _PHONE_HEADERS), None)
+    if name is None or phone is None:
+        return None
+    extra: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        if i not in (name, phone) and is_field_name(key) and key not in RESERVED_FIELDS:
+            extra.setdefault(key, i)  # a repeated header: the first column of that name is kept
+    return Columns(name, phone, tuple((i, k) for k, i in extra.items()))
+
+
+def _rows(text: str) -> tuple[list[tuple[int, list[str]]], Columns]:
+    """Rows with their line numbers, and the columns (name, phone, fields)."""
     reader = csv.reader(io.StringIO(text))
     rows = [(reader.line_num, row) for row in reader]
-    columns = (0, 1)
+    columns = Columns()
     if rows:
         header = _columns(rows[0][1])
         if header is not None:
@@ -53,16 +78,20 @@ def _rows(text: str) -> tuple[list[tuple[int, list[str]]], tuple[int, int]]:
 
 
 def import_contacts(text: str, region: str) -> ImportReport:
-    """Import CSV `text` (columns name, phone, optional header) in the caller's transaction."""
+    """Import CSV `text` (columns name, phone, optional header) in the caller's transaction.
+
+    With a header row, every other named column is kept as a contact field; a blank cell leaves
+    that field as it was."""
     report = ImportReport()
-    rows, (name_col, phone_col) = _rows(text)
+    rows, columns = _rows(text)
+    report.fields = [k for _, k in columns.fields]
     seen: dict[str, int] = {}
-    parsed: list[tuple[str, str]] = []
+    parsed: list[tuple[str, str, dict[str, str]]] = []
     for line, row in rows:
-        if len(row) <= max(name_col, phone_col):
+        if len(row) <= max(columns.name, columns.phone):
             report.errors.append((line, "expected two columns: name, phone"))
             continue
-        name, raw_phone = row[name_col].strip(), row[phone_col].strip()
+        name, raw_phone = row[columns.name].strip(), row[columns.phone].strip()
         if not name:
             report.errors.append((line, "the name is empty"))
             continue
@@ -78,22 +107,51 @@ def import_contacts(text: str, region: str) -> ImportReport:
             report.errors.append((line, f"{phone} is already on line {seen[phone]}; this row was skipped"))
             continue
         seen[phone] = line
-        parsed.append((name, phone))
+        values = {k: row[i].strip() for i, k in columns.fields if i < len(row) and row[i].strip()}
+        parsed.append((name, phone, values))
     _save(parsed, report)
     return report
 
 
-def _save(parsed: list[tuple[str, str]], report: ImportReport) -> None:
-    existing = {
-        c.phone: c for c in db.session.scalars(select(Contact).where(Contact.phone.in_([p for _, p in parsed])))
-    }
-    for name, phone in parsed:
+def set_fields(contact: Contact, values: dict[str, str], *, replace: bool = False) -> bool:
+    """Give `contact` these field values (all its fields, with `replace`); True if anything changed."""
+    current = {f.name: f for f in contact.fields}
+    changed = False
+    for name, value in values.items():
+        existing = current.get(name)
+        if existing is None:
+            contact.fields.append(ContactField(name=name, value=value))
+            changed = True
+        elif existing.value != value:
+            existing.value, changed = value, True
+    if replace:
+        for name, existing in current.items():
+            if name not in values:
+                contact.fields.remove(existing)
+                changed = True
+    return changed
+
+
+def _save(parsed: list[tuple[str, str, dict[str, str]]], report: ImportReport) -> None:
+    existing: dict[str, Contact] = {}
+    for chunk in chunks([p for _, p, _ in parsed], 500):
+        existing.update(
+            (c.phone, c)
+            for c in db.session.scalars(
+                select(Contact).where(Contact.phone.in_(chunk)).options(selectinload(Contact.fields))
+            )
+        )
+    for name, phone, values in parsed:
         contact = existing.get(phone)
         if contact is None:
-            db.session.add(Contact(name=name, phone=phone))
+            contact = Contact(name=name, phone=phone)
+            set_fields(contact, values)
+            db.session.add(contact)
             report.added += 1
-        elif contact.name != name:
-            contact.name = name
+            continue
+        renamed = contact.name != name
+        contact.name = name
+        if set_fields(contact, values) or renamed:
             report.updated += 1
         else:
             report.unchanged += 1

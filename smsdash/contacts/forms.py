@@ -6,12 +6,35 @@ from flask import current_app
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired, FileSize
 from sqlalchemy import select
-from wtforms import SelectMultipleField, StringField, ValidationError, widgets
+from wtforms import SelectMultipleField, StringField, TextAreaField, ValidationError, widgets
 from wtforms.validators import DataRequired, Length
 
+from smsdash.contacts.csv_import import RESERVED_FIELDS
 from smsdash.extensions import db
 from smsdash.models import NAME_MAX_LENGTH, Contact, Group
 from smsdash.sms.phones import InvalidNumber, normalize
+from smsdash.sms.placeholders import field_key, is_field_name
+
+
+def parse_fields(text: str) -> tuple[dict[str, str], list[str]]:
+    """`name: value` lines as fields (names made lower_snake_case), and each bad line's problem."""
+    fields: dict[str, str] = {}
+    problems: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        label, colon, value = line.partition(":")
+        key = field_key(label)
+        if not colon or not key:
+            problems.append(f"Line {number}: write each field as “name: value”.")
+        elif key in RESERVED_FIELDS:
+            problems.append(f"Line {number}: “{key}” is the contact's own {key}; use the field above.")
+        elif not is_field_name(key):
+            problems.append(f"Line {number}: a field name starts with a letter.")
+        elif value.strip():
+            fields[key] = value.strip()
+    return fields, problems
+
 
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
 
@@ -25,6 +48,7 @@ class ContactForm(FlaskForm):
         "Name", filters=[_strip], validators=[DataRequired("Enter a name."), Length(max=NAME_MAX_LENGTH)]
     )
     phone = StringField("Phone", filters=[_strip], validators=[DataRequired("Enter a phone number.")])
+    fields = TextAreaField("Fields")
     groups = SelectMultipleField(
         "Groups", coerce=int, option_widget=widgets.CheckboxInput(), widget=widgets.ListWidget(prefix_label=False)
     )
@@ -33,7 +57,13 @@ class ContactForm(FlaskForm):
         super().__init__(*args, **kwargs)
         self.contact_id = contact_id
         self.e164 = ""
+        self.field_values: dict[str, str] = {}
         self.groups.choices = [(g.id, g.name) for g in db.session.scalars(select(Group).order_by(Group.name))]
+
+    def validate_fields(self, field: TextAreaField) -> None:
+        self.field_values, problems = parse_fields(field.data or "")
+        if problems:
+            raise ValidationError(" ".join(problems))
 
     def validate_phone(self, field: StringField) -> None:
         try:

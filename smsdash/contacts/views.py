@@ -10,12 +10,12 @@ from flask import Blueprint, abort, current_app, flash, make_response, redirect,
 from sqlalchemy import delete, func, select
 from werkzeug.wrappers import Response
 
-from smsdash.contacts.csv_import import ImportReport, import_contacts
+from smsdash.contacts.csv_import import ImportReport, import_contacts, set_fields
 from smsdash.contacts.forms import ContactForm, GroupForm, ImportForm, MemberForm
 from smsdash.contacts.search import search_contacts
 from smsdash.delivery.optouts import opted_out_among
 from smsdash.extensions import db
-from smsdash.models import Contact, Group, group_members
+from smsdash.models import Contact, ContactField, Group, group_members
 from smsdash.sms.phones import InvalidNumber, normalize
 from smsdash.twilio.messages_api import sender_identity
 from smsdash.web.form_errors import add_error
@@ -53,6 +53,7 @@ def new() -> tuple[str, int] | Response:
     if form.validate_on_submit():
         contact = Contact(name=form.name.data, phone=form.e164)
         contact.groups = _groups(form.groups.data)
+        set_fields(contact, form.field_values)
         db.session.add(contact)
         db.session.commit()
         flash(f"Added {contact.name} ({contact.phone}).", "info")
@@ -66,9 +67,11 @@ def edit(contact_id: int) -> tuple[str, int] | Response:
     form = ContactForm(obj=contact, contact_id=contact.id)
     if request.method == "GET":
         form.groups.data = [g.id for g in contact.groups]
+        form.fields.data = "\n".join(f"{f.name}: {f.value}" for f in contact.fields)
     if form.validate_on_submit():
         contact.name, contact.phone = form.name.data or "", form.e164
         contact.groups = _groups(form.groups.data)
+        set_fields(contact, form.field_values, replace=True)
         db.session.commit()
         flash(f"Saved {contact.name}.", "info")
         return redirect(url_for("contacts.index"))
@@ -91,6 +94,16 @@ def delete_contact(contact_id: int) -> Response:
     db.session.commit()
     flash(f"Deleted {contact.name}.", "info")
     return redirect(url_for("contacts.index"))
+
+
+@bp.get("/contacts/fields")
+def fields() -> str:
+    """Which fields contacts have (for placeholders) and how many contacts have each."""
+    counts = db.session.execute(
+        select(ContactField.name, func.count()).group_by(ContactField.name).order_by(ContactField.name)
+    ).all()
+    total = db.session.scalar(select(func.count()).select_from(Contact)) or 0
+    return render_template("contacts/fields.html", counts=counts, total=total)
 
 
 @bp.route("/contacts/import", methods=["GET", "POST"])

@@ -311,6 +311,7 @@ EXPORT_COLUMNS = (
     "delivered_at",
     "failed_at",
     "updated_at",
+    "body",
 )
 
 
@@ -346,6 +347,7 @@ def export(message_id: int) -> Response:
                     _iso(delivery.delivered_at),
                     _iso(delivery.failed_at),
                     _iso(delivery.updated_at),
+                    as_text_cell(delivery.body),
                 ]
             )
             if buffer.tell() > 64 * 1024:

@@ -29,9 +29,9 @@ def find_existing_message(delivery: Delivery) -> MessageInstance | None:
 
     Messages create has no idempotency key, so before anything re-sends a delivery whose last
     attempt may have reached Twilio, it asks Twilio's Messages list (filtered by To, From and
-    date sent) for an outbound message with this body, created since the delivery was, whose SID
-    no other delivery holds."""
-    return find_existing(delivery.id, delivery.to_number, delivery.message.body, delivery.created_at)
+    date sent) for an outbound message with the body this delivery was sent (its own text, with
+    its placeholders filled in), created since the delivery was, whose SID no other delivery holds."""
+    return find_existing(delivery.id, delivery.to_number, delivery.body, delivery.created_at)
 
 
 def find_existing(delivery_id: int, to: str, body: str, created_at: datetime) -> MessageInstance | None:

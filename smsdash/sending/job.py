@@ -31,7 +31,7 @@ from smsdash.delivery.pending import apply_pending
 from smsdash.delivery.status import FINAL, apply_status
 from smsdash.delivery.timeline import record_event
 from smsdash.extensions import db
-from smsdash.models import Delivery, Event, Message, PendingCallback, utcnow
+from smsdash.models import Delivery, Event, PendingCallback, utcnow
 from smsdash.redis_conn import get_redis
 from smsdash.sending import queue as send_queue
 from smsdash.sending.adopt import find_existing
@@ -167,10 +167,8 @@ def _claim(works: Sequence[Work], counts: dict[str, int]) -> list[Claimed]:
             Delivery.attempts,
             Delivery.external_message_id,
             Delivery.created_at,
-            Message.body,
-        )
-        .join(Message, Message.id == Delivery.message_id)
-        .where(Delivery.id.in_(list(by_id)))
+            Delivery.body,
+        ).where(Delivery.id.in_(list(by_id)))
     ).all()
     opted_out = opted_out_among({r.to_number for r in rows}, sender_identity())
     first: list[int] = []

@@ -38,6 +38,7 @@ def _message(app: Flask, statuses: list[str], body: str = "Hello") -> tuple[int,
                 message_id=message.id,
                 to_number=f"+1415555{i:04d}",
                 status=status,
+                body=message.body,
                 contact_id=contact.id if i == 0 else None,
             )
             db.session.add(d)

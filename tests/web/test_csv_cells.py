@@ -33,7 +33,9 @@ def test_export_writes_a_formula_like_contact_name_as_text(app: Flask, logged_in
         db.session.add_all([contact, message])
         db.session.flush()
         db.session.add(
-            Delivery(message_id=message.id, to_number=contact.phone, status="delivered", contact_id=contact.id)
+            Delivery(
+                message_id=message.id, to_number=contact.phone, status="delivered", contact_id=contact.id, body="Hi"
+            )
         )
         db.session.commit()
         message_id = message.id

@@ -1,0 +1,47 @@
+"""Uploaded spreadsheets kept between "check" and "send", named by a random token.
+
+The operator confirms a spreadsheet send on a second request; keeping the file on disk (under
+the instance folder) means the confirm does not upload it again, the body can be edited and
+re-checked against the same rows, and the file is never held in memory or in the session.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from pathlib import Path
+
+from flask import current_app
+from werkzeug.datastructures import FileStorage
+
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{22,64}\.(csv|xlsx|txt)")
+
+
+def _folder() -> Path:
+    folder = Path(current_app.instance_path) / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def keep(upload: FileStorage) -> tuple[str, int]:
+    """Stream the upload to disk; its token and size in bytes."""
+    name = (upload.filename or "").lower()
+    suffix = "xlsx" if name.endswith((".xlsx", ".xlsm")) else "txt" if name.endswith(".txt") else "csv"
+    token = f"{secrets.token_urlsafe(24)}.{suffix}"
+    path = _folder() / token
+    upload.save(path)
+    return token, path.stat().st_size
+
+
+def path_for(token: str) -> Path | None:
+    """The kept file for `token`, or None when the token is malformed or its file is gone."""
+    if not _TOKEN.fullmatch(token):
+        return None
+    path = _folder() / token
+    return path if path.is_file() else None
+
+
+def discard(token: str) -> None:
+    path = path_for(token)
+    if path is not None:
+        path.unlink(missing_ok=True)
