@@ -35,12 +35,16 @@ create times out fast) and the simulator's callbacks delivered INTO that app thr
 `app.test_client()`: POST to the callback URL's path and query, Host and scheme taken from the URL
 (https://smsdash.example.com), so the X-Twilio-Signature over the public URL validates.
 
+`twilio_in_transaction` -> a function returning what the Twilio client logged about requests made
+with a database transaction open (smsdash/twilio/client.py), from any thread: assert it is [].
+
 `FlaskTransport(app)` and `RecordingTransport()` are importable for tests that need them directly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -113,3 +117,10 @@ def twilio_app(app: Flask, simulator: Simulator) -> Iterator[Flask]:
     simulator.set_transport(FlaskTransport(app))
     yield app
     simulator.reset(TEST_KNOBS)  # no callback may reach the app while conftest empties its tables
+
+
+@pytest.fixture
+def twilio_in_transaction(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
+    """The client's warnings about Twilio requests made with a database transaction open."""
+    caplog.set_level(logging.WARNING, logger="smsdash.twilio.client")
+    return lambda: [r.getMessage() for r in caplog.records if r.name == "smsdash.twilio.client"]
