@@ -391,7 +391,7 @@ def _recover_stuck(delivery: Target, report: Report) -> None:
     would have failed it, with the dashboard's Retry to start a new round."""
     report.checked += 1
     try:
-        existing = find_existing_message(db.session.get_one(Delivery, delivery.id))
+        existing = find_existing_message(delivery.id)
     except (TwilioException, requests.RequestException) as exc:
         raise _StopRun(f"stopped early: {twilio_error_text(exc)}") from exc
     if existing is not None:
