@@ -449,6 +449,33 @@ def test_start_reply_lifts_the_opt_out_and_other_text_changes_nothing(app: Flask
         assert not is_opted_out(RECIPIENT, OUR_NUMBER)
 
 
+@pytest.mark.parametrize(
+    "body, opt_out_type, opted_out_before, opted_out_after",
+    [
+        ("ARRET", "STOP", False, True),  # a custom opt-out keyword (Advanced Opt-Out), in French
+        ("REJOINDRE", "START", True, False),  # a custom opt-in keyword lifts the opt-out
+        ("INFO", "HELP", True, True),  # help lifts nothing
+        ("END", "HELP", False, False),  # END made a help keyword: not an opt-out there
+    ],
+)
+def test_twilios_opt_out_type_decides_over_the_keyword_rule(
+    app: Flask, post_signed: Post, body: str, opt_out_type: str, opted_out_before: bool, opted_out_after: bool
+) -> None:
+    service = "MG" + "e" * 32
+    if opted_out_before:
+        post_signed(INBOUND, inbound_params("STOP", MessagingServiceSid=service))
+    params = inbound_params(body, MessagingServiceSid=service, OptOutType=opt_out_type)
+    assert post_signed(INBOUND, params).status_code == 200
+    with app.app_context():
+        assert is_opted_out(RECIPIENT, service) == opted_out_after
+        assert is_opted_out(RECIPIENT, OUR_NUMBER) == opted_out_after
+
+
+def test_a_reply_with_no_opt_out_type_that_is_not_a_keyword_changes_nothing(app: Flask, post_signed: Post) -> None:
+    assert post_signed(INBOUND, inbound_params("ARRET")).status_code == 200
+    assert row_counts(app) == (0, 0, 0)
+
+
 def test_stop_through_a_messaging_service_blocks_both_the_number_and_the_service(app: Flask, post_signed: Post) -> None:
     service = "MG" + "e" * 32
     post_signed(INBOUND, inbound_params("STOP", MessagingServiceSid=service))
