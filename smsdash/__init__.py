@@ -48,8 +48,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(load_config(app.instance_path))
     app.config.from_mapping(test_config)
     app.session_interface = CookieSessionInterface()  # skips the signer for cookie-less requests
-    if hops := app.config["PROXY_FIX_HOPS"]:  # trust X-Forwarded-* from this many proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)  # type: ignore[method-assign]  # Flask's documented way to wrap it
+    hops, host_hops = app.config["PROXY_FIX_HOPS"], app.config["PROXY_FIX_X_HOST"]
+    if hops or host_hops:  # trust X-Forwarded-* from this many proxies; X-Forwarded-Host only if asked
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # Flask's documented way to wrap it
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=host_hops, x_port=hops, x_prefix=hops
+        )
 
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(PROJECT_ROOT, "migrations"))

@@ -92,6 +92,11 @@ def _float(env: Mapping[str, str], name: str, default: float | None) -> float | 
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated setting as its non-empty items."""
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+
+
 def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Build the Flask config mapping from environment variables (see DESIGN.md's contracts)."""
     env = os.environ if env is None else env
@@ -117,6 +122,10 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "BASE_HOST_URL": env.get("BASE_HOST_URL", ""),
         "MAIL_APP_HOST": env.get("MAIL_APP_HOST", ""),
         "PROXY_FIX_HOPS": _int(env, "PROXY_FIX_HOPS", 1 if production else 0),
+        # X-Forwarded-Host is believed only on request: Heroku's router passes a client's through.
+        "PROXY_FIX_X_HOST": _int(env, "PROXY_FIX_X_HOST", 0),
+        # Hosts besides the public base that Twilio may sign webhooks for (webhooks/signature.py).
+        "TWILIO_WEBHOOK_HOSTS": _list(env, "TWILIO_WEBHOOK_HOSTS"),
         "DEFAULT_PHONE_REGION": env.get("DEFAULT_PHONE_REGION", "US"),
         "SEND_CONCURRENCY": _int(env, "SEND_CONCURRENCY", 32),
         # 8 waves of the default pool: per-job overhead (claim, the last wave's tail) amortised.

@@ -33,14 +33,19 @@ messages, callbacks and knobs reset before (and after) every test. What tests us
 TWILIO_FROM_NUMBER / TWILIO_API_BASE_URL pointed at the simulator (read timeout 2 s, so a hung
 create times out fast) and the simulator's callbacks delivered INTO that app through
 `app.test_client()`: POST to the callback URL's path and query, Host and scheme taken from the URL
-(https://smsdash.example.com), so the X-Twilio-Signature over the public URL validates.
+(https://smsdash.example.com), so the X-Twilio-Signature over the public URL validates. Its
+teardown fails the test when `twilio_in_transaction()` is not empty.
+
+`twilio_in_transaction` -> a function returning what the Twilio client logged about requests made
+with a database transaction open (smsdash/twilio/client.py), from any thread: assert it is [].
 
 `FlaskTransport(app)` and `RecordingTransport()` are importable for tests that need them directly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -105,11 +110,26 @@ def simulator(_simulator_server: Simulator) -> Iterator[Simulator]:
 
 
 @pytest.fixture
-def twilio_app(app: Flask, simulator: Simulator) -> Iterator[Flask]:
-    """The test app talking to the simulator, which calls the app's webhooks back."""
+def twilio_app(app: Flask, simulator: Simulator, twilio_in_transaction: Callable[[], list[str]]) -> Iterator[Flask]:
+    """The test app talking to the simulator, which calls the app's webhooks back. The test errors
+    if the app called Twilio with a database transaction open (the standard, checked everywhere)."""
     app.config.update(
         simulator.client_config(), TWILIO_READ_TIMEOUT=TEST_READ_TIMEOUT, TWILIO_CONNECT_TIMEOUT=TEST_READ_TIMEOUT
     )
     simulator.set_transport(FlaskTransport(app))
     yield app
     simulator.reset(TEST_KNOBS)  # no callback may reach the app while conftest empties its tables
+    assert twilio_in_transaction() == [], "Twilio was called with a database transaction open (stack in the log)"
+
+
+@pytest.fixture
+def twilio_in_transaction(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
+    """The client's warnings about Twilio requests made with a database transaction open, during the
+    test's setup and call (also when asked at teardown, where `caplog.records` has only teardown's)."""
+    caplog.set_level(logging.WARNING, logger="smsdash.twilio.client")
+
+    def warnings() -> list[str]:
+        records = [r for when in ("setup", "call") for r in caplog.get_records(when)]
+        return [r.getMessage() for r in records if r.name == "smsdash.twilio.client"]
+
+    return warnings

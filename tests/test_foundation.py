@@ -18,6 +18,7 @@ from smsdash import create_app
 from smsdash.config import ConfigError, database_url, load_config
 from smsdash.extensions import db
 from smsdash.models import User
+from smsdash.twilio.public_url import webhook_base_urls
 from tests.conftest import TEST_PASSWORD, csrf_token_from
 
 # Every private route, with ids filled in. test_private_route_list_is_complete keeps this list
@@ -126,6 +127,20 @@ def test_dev_secret_key_is_random_and_shared_by_processes(tmp_path: Path) -> Non
 def test_bad_numeric_setting_names_the_variable(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="SEND_CONCURRENCY"):
         load_config(str(tmp_path), env={"SEND_CONCURRENCY": "lots"})
+
+
+def test_webhook_hosts_are_a_comma_separated_list_and_x_forwarded_host_is_opt_in(tmp_path: Path) -> None:
+    env = {"TWILIO_WEBHOOK_HOSTS": " smsdash.herokuapp.com, https://tunnel.example.org/smsdash/ ,"}
+    config = load_config(str(tmp_path), env={**env, "BASE_HOST_URL": "smsdash.example.com"})
+    assert config["TWILIO_WEBHOOK_HOSTS"] == ("smsdash.herokuapp.com", "https://tunnel.example.org/smsdash/")
+    assert webhook_base_urls(config) == [
+        "https://smsdash.example.com",
+        "https://smsdash.herokuapp.com",
+        "https://tunnel.example.org/smsdash",
+    ]
+    assert webhook_base_urls(load_config(str(tmp_path), env={})) == []
+    production = load_config(str(tmp_path), env={"APP_ENV": "production", "SECRET_KEY": "x" * 32})
+    assert (production["PROXY_FIX_HOPS"], production["PROXY_FIX_X_HOST"]) == (1, 0)
 
 
 def test_healthz_is_public_and_checks_the_database(client: FlaskClient) -> None:

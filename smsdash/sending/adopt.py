@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import Executable, Row, select
 from twilio.rest.api.v2010.account.message import MessageInstance
 
 from smsdash.extensions import db
@@ -24,14 +24,24 @@ from smsdash.twilio.client import get_client
 CLOCK_SKEW = timedelta(minutes=2)
 
 
-def find_existing_message(delivery: Delivery) -> MessageInstance | None:
-    """The message Twilio created for `delivery` on an attempt we never heard back from, if any.
+def _read(statement: Executable) -> list[Row[*tuple[Any, ...]]]:
+    """Rows of `statement`, read on a connection of its own that goes back to the pool at once.
+
+    The look-up calls Twilio next, and no transaction may stay open meanwhile: a session's read
+    would, and on PostgreSQL its connection would idle in transaction until Twilio answered."""
+    with db.engine.connect() as connection:
+        return list(connection.execute(statement))
+
+
+def find_existing_message(delivery_id: int) -> MessageInstance | None:
+    """The message Twilio created for the delivery on an attempt we never heard back from, if any.
 
     Messages create has no idempotency key, so before anything re-sends a delivery whose last
     attempt may have reached Twilio, it asks Twilio's Messages list (filtered by To, From and
     date sent) for an outbound message with the body this delivery was sent (its own text, with
     its placeholders filled in), created since the delivery was, whose SID no other delivery holds."""
-    return find_existing(delivery.id, delivery.to_number, delivery.body, delivery.created_at)
+    [row] = _read(select(Delivery.to_number, Delivery.body, Delivery.created_at).where(Delivery.id == delivery_id))
+    return find_existing(delivery_id, row.to_number, row.body, row.created_at)
 
 
 def find_existing(delivery_id: int, to: str, body: str, created_at: datetime) -> MessageInstance | None:
@@ -71,13 +81,14 @@ def _pick(
         return None
     # A SID this delivery holds is still ours: its callback (which carries our id) may have stored
     # it while we were asking Twilio, and skipping it would send the message a second time.
-    taken = set(
-        db.session.execute(
+    taken = {
+        row.external_message_id
+        for row in _read(
             select(Delivery.external_message_id).where(
                 Delivery.external_message_id.in_([m.sid for m in fitting]), Delivery.id != delivery_id
             )
-        ).scalars()
-    )
+        )
+    }
     for message in fitting:
         if message.sid not in taken:
             return message

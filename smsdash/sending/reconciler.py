@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -124,7 +124,10 @@ TARGET_COLUMNS = (
 
 
 def _targets(query: Any) -> list[Target]:
-    return [Target(*row) for row in db.session.execute(query)]
+    """The deliveries `query` selects, with the read's transaction ended: Twilio is called next."""
+    targets = [Target(*row) for row in db.session.execute(query)]
+    db.session.commit()
+    return targets
 
 
 def callbacks_unreachable(config: Mapping[str, Any]) -> bool:
@@ -191,10 +194,7 @@ def _run(config: Mapping[str, Any], message_id: int | None, report: Report, keep
     batch_size = max(int(config["RECONCILE_BATCH_SIZE"]), 1)
     try:
         for batch in chunks(_due_with_sid(config, ages, message_id), batch_size):
-            for delivery in batch:
-                pace.wait()
-                _reconcile_one(delivery, ages, report)
-            db.session.commit()
+            _reconcile_batch(batch, ages, pace, report)
             keep_lock()  # a long --message run must not lose the lock halfway
         for delivery in _stuck_sending(ages, message_id):
             pace.wait()
@@ -271,20 +271,42 @@ def _fetch(sid: str) -> Any:
         raise _StopRun(f"stopped early: {twilio_error_text(exc)}") from exc
 
 
-def _reconcile_one(delivery: Target, ages: Ages, report: Report) -> None:
-    sid = delivery.sid or ""
+def _reconcile_batch(batch: Sequence[Target], ages: Ages, pace: _Pace, report: Report) -> None:
+    """Fetch each delivery of `batch` from Twilio, then apply the answers in one short transaction.
+
+    No transaction is open while Twilio answers (`_targets` ended the read, the batch before
+    committed): one held across the fetches would keep SQLite's write lock, which covers the whole
+    database, or PostgreSQL's locks on the rows it wrote, for as long as Twilio takes. Callbacks
+    arriving meanwhile would wait past Twilio's 15 s webhook timeout or fail with "database is
+    locked", and Twilio retries neither. A run that throttling stops still applies what it fetched."""
+    answers: list[tuple[Target, Any]] = []
+    try:
+        for delivery in batch:
+            pace.wait()
+            answers.append((delivery, _fetch_answer(delivery, report)))
+    finally:
+        for delivery, answer in answers:
+            _apply_answer(delivery, answer, ages, report)
+        db.session.commit()
+
+
+def _fetch_answer(delivery: Target, report: Report) -> Any:
+    """Twilio's message, None when Twilio has no such message, or the error Twilio answered."""
     report.checked += 1
     try:
-        message = _fetch(sid)
+        return _fetch(delivery.sid or "")
     except TwilioException as exc:
-        report.errors.append(f"delivery {delivery.id} ({sid}): {twilio_error_text(exc)}")
+        return exc
+
+
+def _apply_answer(delivery: Target, answer: Any, ages: Ages, report: Report) -> None:
+    if isinstance(answer, TwilioException):
+        report.errors.append(f"delivery {delivery.id} ({delivery.sid}): {twilio_error_text(answer)}")
         _check_later(delivery, ages)
-        return
-    if message is None:
-        report.errors.append(f"delivery {delivery.id}: Twilio has no message {sid}")
+    elif answer is None:
+        report.errors.append(f"delivery {delivery.id}: Twilio has no message {delivery.sid}")
         _check_later(delivery, ages, MAX_RECHECK_SECONDS)
-        return
-    if not apply_twilio_message(delivery, message, report):
+    elif not apply_twilio_message(delivery, answer, report):
         _check_later(delivery, ages)
 
 
@@ -369,7 +391,7 @@ def _recover_stuck(delivery: Target, report: Report) -> None:
     would have failed it, with the dashboard's Retry to start a new round."""
     report.checked += 1
     try:
-        existing = find_existing_message(db.session.get_one(Delivery, delivery.id))
+        existing = find_existing_message(delivery.id)
     except (TwilioException, requests.RequestException) as exc:
         raise _StopRun(f"stopped early: {twilio_error_text(exc)}") from exc
     if existing is not None:

@@ -29,7 +29,13 @@ from smsdash.extensions import db
 from smsdash.models import Contact, PendingCallback
 from smsdash.twilio.client import build_client
 from smsdash.twilio.error_codes import twilio_error, twilio_error_text
-from smsdash.twilio.public_url import INBOUND_PATH, STATUS_CALLBACK_PATH, public_base_url, unreachable_reason
+from smsdash.twilio.public_url import (
+    INBOUND_PATH,
+    STATUS_CALLBACK_PATH,
+    public_base_url,
+    unreachable_reason,
+    webhook_base_urls,
+)
 
 State = Literal["ok", "warn", "fail"]
 CHECK_CONNECT_TIMEOUT = 3.0
@@ -66,7 +72,7 @@ def run_checks(app: Flask, *, self_test: bool = True) -> list[CheckResult]:
     sender, owner = _check_sender(config, client)
     results.append(sender)
     base = public_base_url(config)
-    results.append(_check_public_url(base))
+    results.append(_check_public_url(base, signed_for=webhook_base_urls(config)))
     results.append(_check_inbound_target(owner, base))
     if self_test:
         results.append(_check_webhook_route(app, base))
@@ -305,13 +311,21 @@ def resolve(host: str, timeout: float = DNS_TIMEOUT) -> list[str] | None:
         pool.shutdown(wait=False)
 
 
-def _check_public_url(base: str | None) -> CheckResult:
-    """HTTPS, not local or private, and resolvable: the conditions for Twilio's callbacks to arrive."""
+def _check_public_url(base: str | None, signed_for: list[str]) -> CheckResult:
+    """HTTPS, not local or private, and resolvable: the conditions for Twilio's callbacks to arrive.
+
+    `signed_for` are the bases webhook signatures are checked on; with none, the check falls back
+    to the host each request names, which this item warns about (see webhooks/signature.py)."""
     name = "Public base URL"
     fallback = (
         "Until then delivery statuses reach the dashboard only through the reconciler "
         "(the worker runs it; `flask --app wsgi sms reconcile` runs it now)."
     )
+    if not signed_for:
+        fallback += (
+            " And the webhooks check signatures against the host each request names, so a callback "
+            "signed for another deployment on this Twilio account (staging, a tunnel) is accepted here too."
+        )
     reason = unreachable_reason(base)
     if reason:
         return CheckResult(
@@ -384,7 +398,8 @@ def _check_webhook_route(app: Flask, base: str | None) -> CheckResult:
         "ApiVersion": "2010-04-01",
     }
     public = unreachable_reason(base) is None and base is not None and resolve(urlsplit(base).hostname or "")
-    url = f"{base or 'http://localhost'}{STATUS_CALLBACK_PATH}"
+    # Signed as Twilio would sign it: for the first base the webhook accepts (none: as seen).
+    url = f"{(webhook_base_urls(app.config) or ['http://localhost'])[0]}{STATUS_CALLBACK_PATH}"
     signature = RequestValidator(token).compute_signature(url, params)
     headers = {"X-Twilio-Signature": signature}
     post: Callable[[], int]

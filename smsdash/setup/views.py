@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
 
+from smsdash.extensions import db
 from smsdash.setup.checks import run_checks
 
 bp = Blueprint("setup", __name__)
@@ -21,5 +22,8 @@ def index() -> str:
 
 @bp.get("/setup/checks")
 def checks() -> str:
+    # End the read the log-in check began: the checks call Twilio (and this app's own webhook),
+    # and no transaction may stay open across that.
+    db.session.commit()
     results = run_checks(current_app._get_current_object())  # type: ignore[attr-defined]  # a LocalProxy, typed as Flask
     return render_template("setup/_checks.html", results=results)

@@ -4,27 +4,46 @@ Twilio's SDK has no base-URL option, so `TWILIO_API_BASE_URL` (the simulator, or
 mock) is honoured by an HTTP client whose `request()` swaps the scheme and host of every URL
 the SDK builds. Everything else, the SDK's request building and error parsing included, runs
 unchanged, which is what lets the tests exercise the real SDK.
+
+Every request also checks the project's rule that no database transaction stays open across a
+call to Twilio, and logs a warning (with the caller's stack) when one is.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 from requests.adapters import HTTPAdapter
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
+from smsdash.extensions import db
+
+log = logging.getLogger(__name__)
 _EXTENSION_KEY = "smsdash_twilio_client"
 _lock = threading.Lock()
 
 
 class TwilioCredentialsMissing(RuntimeError):
     """Raised when a Twilio call is attempted without TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN."""
+
+
+def _transaction_open() -> bool:
+    """True when this thread's app context has a database transaction open.
+
+    Twilio may take TWILIO_READ_TIMEOUT seconds to answer. A write transaction held meanwhile keeps
+    SQLite's lock on the whole database, or PostgreSQL's on the rows it wrote, that long, and a
+    status callback waiting for them outlasts Twilio's 15 s webhook timeout; even a read leaves
+    PostgreSQL "idle in transaction", holding back vacuum and any migration's ALTER TABLE."""
+    if not has_app_context() or "sqlalchemy" not in current_app.extensions:
+        return False
+    return bool(db.session.registry.has() and db.session().in_transaction())
 
 
 class RedirectingHttpClient(TwilioHttpClient):
@@ -84,6 +103,13 @@ class RedirectingHttpClient(TwilioHttpClient):
         timeout: Any = None,
         allow_redirects: bool = False,
     ) -> Response:
+        if _transaction_open():
+            log.warning(
+                "Twilio request %s %s made with a database transaction open: its locks wait for Twilio's answer",
+                method,
+                urlsplit(url).path,
+                stack_info=True,
+            )
         return super().request(
             method,
             self.rewrite(url),

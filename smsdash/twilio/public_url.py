@@ -15,18 +15,29 @@ STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
 INBOUND_PATH = "/webhooks/twilio/inbound"
 
 
+def _as_base(raw: str) -> str:
+    """A configured host or URL as a base URL: https unless it names a scheme, no trailing slash."""
+    raw = raw.strip()
+    return ("" if "://" in raw else "https://") + raw.rstrip("/")
+
+
 def public_base_url(config: Mapping[str, Any]) -> str | None:
     """The configured public base URL without a trailing slash, or None when none is set."""
     for key in ("BASE_HOST_URL", "MAIL_APP_HOST"):
         raw = (config.get(key) or "").strip()
         if raw:
-            if "://" not in raw:
-                raw = "https://" + raw
-            return raw.rstrip("/")
+            return _as_base(raw)
     server = (config.get("SERVER_NAME") or "").strip()
     if server:
         return f"{config.get('PREFERRED_URL_SCHEME') or 'http'}://{server}".rstrip("/")
     return None
+
+
+def webhook_base_urls(config: Mapping[str, Any]) -> list[str]:
+    """Every base Twilio may have signed a webhook for: the public base, then each host of
+    TWILIO_WEBHOOK_HOSTS. Empty when nothing is configured (local development)."""
+    bases = [public_base_url(config) or ""] + [_as_base(host) for host in config.get("TWILIO_WEBHOOK_HOSTS") or ()]
+    return list(dict.fromkeys(base for base in bases if base))
 
 
 def status_callback_url(config: Mapping[str, Any], delivery_id: int) -> str | None:

@@ -2,8 +2,14 @@
 
 The signature is an HMAC of the public URL Twilio called plus the form params, keyed by the
 auth token. Behind Heroku's router or ngrok the app sees plain http and an internal host, so the
-URL is rebuilt on the configured public base (BASE_HOST_URL), and the URL as seen (after
-ProxyFix, configured by PROXY_FIX_HOPS) is the fallback.
+URL is rebuilt, path and query as received, on the configured public base (BASE_HOST_URL,
+MAIL_APP_HOST or SERVER_NAME) and on each host of TWILIO_WEBHOOK_HOSTS.
+
+The URL as the request names it is used only when none of those is configured. Its host is
+whatever the caller put in Host (or X-Forwarded-Host), and every deployment on one Twilio
+account shares the auth token: staging, or a tunnel whose traffic someone can read, could
+replay its own signed callbacks here under its own host and move our deliveries. Local
+development with no public base has no better answer; /setup and `twilio check` say so.
 """
 
 from __future__ import annotations
@@ -21,21 +27,20 @@ from twilio.request_validator import (
     get_signature_algorithm,
 )
 
-from smsdash.twilio.public_url import public_base_url
+from smsdash.twilio.public_url import webhook_base_urls
 
 
 def _candidate_urls() -> Iterator[str]:
-    """The URLs Twilio may have signed: this path and query on the configured public base (what
-    `status_callback_url` gives Twilio, so first), then the URL as this app sees it (built only
-    when needed: werkzeug's `request.url` is not free)."""
-    base = public_base_url(current_app.config)
-    rebuilt = None
-    if base:
-        query = request.query_string.decode("latin-1")
-        rebuilt = f"{base}{request.path}" + (f"?{query}" if query else "")
-        yield rebuilt
-    if request.url != rebuilt:
+    """The URLs Twilio may have signed: this path and query on each configured base, the public
+    base first (what `status_callback_url` gives Twilio); with none configured, the URL as seen."""
+    bases = webhook_base_urls(current_app.config)
+    if not bases:
         yield request.url
+        return
+    query = request.query_string.decode("latin-1")
+    rest = request.path + (f"?{query}" if query else "")
+    for base in bases:
+        yield base + rest
 
 
 @lru_cache(maxsize=4)

@@ -9,6 +9,8 @@ one round trip (known_callback.py); the rest take the general path through statu
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Literal
 
 from flask import Blueprint, Response, request
 from sqlalchemy import bindparam, select
@@ -30,6 +32,9 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 # Twilio's default opt-out keywords; the reply must be the keyword alone (any case).
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
 START_WORDS = frozenset({"START", "UNSTOP", "YES"})
+OptOutAction = Literal["stop", "start"]
+# Advanced Opt-Out's OptOutType values; HELP (or a value Twilio adds) changes no opt-out.
+OPT_OUT_TYPES: dict[str, OptOutAction] = {"STOP": "stop", "START": "start"}
 OPTED_OUT_CODE = 21610
 
 
@@ -83,6 +88,20 @@ def _delivery_ref(raw: str | None) -> int | None:
     return None
 
 
+def _opt_out_action(form: Mapping[str, str]) -> OptOutAction | None:
+    """What a reply does to the recipient's opt-out: Twilio's `OptOutType` when it sent one, else
+    the default keywords.
+
+    A Messaging Service with Advanced Opt-Out has keywords of its own (other languages, removed
+    defaults, words moved to HELP) and applies them itself; it tells us which one matched in
+    `OptOutType`, so that, not our keyword list, keeps our opt-outs the same as Twilio's."""
+    declared = (form.get("OptOutType") or "").strip().upper()
+    if declared:
+        return OPT_OUT_TYPES.get(declared)
+    keyword = (form.get("Body") or "").strip().strip(".!").upper()
+    return "stop" if keyword in STOP_WORDS else "start" if keyword in START_WORDS else None
+
+
 def _sender(params: dict[str, str]) -> str:
     return params.get("MessagingServiceSid") or params.get("From") or ""
 
@@ -128,7 +147,8 @@ def status() -> Response:
 
 @bp.post("/inbound")
 def inbound() -> Response:
-    """Record STOP-type replies as opt-outs and lift them on START-type replies; answer empty TwiML.
+    """Record STOP-type replies as opt-outs and lift them on START-type replies (Twilio's OptOutType
+    decides when present); answer empty TwiML.
 
     The opt-out is kept for the number the reply was sent to and, when the reply came through a
     Messaging Service, for the service too: the send job may send from either.
@@ -137,14 +157,14 @@ def inbound() -> Response:
     if reason:
         return _forbidden(reason)
     phone = (request.form.get("From") or "").strip()
-    keyword = (request.form.get("Body") or "").strip().strip(".!").upper()
+    action = _opt_out_action(request.form)
     senders = {s.strip() for s in (request.form.get("To"), request.form.get("MessagingServiceSid")) if s}
-    if phone and senders and keyword in STOP_WORDS | START_WORDS:
+    if phone and senders and action:
         for sender in senders:
-            if keyword in STOP_WORDS:
+            if action == "stop":
                 record_opt_out(phone, sender, "inbound")
             else:
                 lift_opt_out(phone, sender)
         db.session.commit()
-        log.info("Inbound %s from a recipient: opt-out %s", keyword, "recorded" if keyword in STOP_WORDS else "lifted")
+        log.info("Inbound %s reply from a recipient: opt-out %s", action, "recorded" if action == "stop" else "lifted")
     return Response(EMPTY_TWIML, 200, mimetype="text/xml")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -232,6 +233,26 @@ def test_a_callback_storing_the_sid_during_the_retrys_look_up_does_not_send_twic
     (after,) = deliveries(send_app)
     assert len(simulator.messages) == 1
     assert (after.status, after.external_message_id) == ("delivered", simulator.messages[0].sid)
+
+
+def test_a_retry_that_finds_only_another_deliverys_message_asks_again_with_no_transaction_open(
+    send_app: Flask, simulator: Simulator, twilio_in_transaction: Callable[[], list[str]]
+) -> None:
+    # Alice already has this text, from an earlier message. The new delivery's first attempt got a
+    # 500, so its retry looks for it at Twilio first: the Messages list shows only the earlier
+    # message, whose SID the database says is taken, so it lists again. That database read must
+    # not leave a transaction open across the second request.
+    compose(send_app, ALICE)
+    burst(send_app)
+    simulator.set_knobs(error_500_rate=1.0)
+    compose(send_app, ALICE)
+    _, second = deliveries(send_app)
+    assert run_job_once(send_app, second.id) == {"retry": 1}
+    simulator.set_knobs(error_500_rate=0.0)
+    burst(send_app)
+    assert len(simulator.messages) == 2
+    assert [d.status for d in deliveries(send_app)] == ["sent", "sent"]
+    assert twilio_in_transaction() == []
 
 
 @pytest.mark.parametrize("ended_by", ["giving up", "an opt-out"])

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import select, update
 
@@ -158,6 +160,57 @@ def test_sms_reconcile_command_prints_what_it_changed(twilio_app: Flask, simulat
     assert "checked 0 deliveries, changed 0." in again.output
     missing = twilio_app.test_cli_runner().invoke(args=["sms", "reconcile", "--message", "999999"])
     assert missing.exit_code == 1 and "no message 999999" in missing.output
+
+
+def test_callbacks_posted_while_the_reconciler_waits_for_twilio_are_answered_without_waiting(
+    twilio_app: Flask, simulator: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No transaction stays open while Twilio answers a fetch. The reconciler has applied the first
+    delivery's status and is waiting for Twilio's answer about the second when Twilio's callbacks
+    arrive, for those two deliveries and an unrelated one: each is answered while that fetch is
+    still in flight. (A write transaction held across the fetch locks the whole database on SQLite,
+    so a callback waits out the busy timeout and gets a 500, and the rows it wrote on PostgreSQL,
+    past Twilio's 15 s webhook timeout; Twilio does not retry either.)"""
+    message_id, ids = _send(twilio_app, [DELIVERED_TO, TO_UNREACHABLE])
+    _send(twilio_app, ["+14155550102"])  # the unrelated delivery
+    simulator.settle()  # Twilio knows every outcome; its callbacks are held for now
+    second = _deliveries(twilio_app, message_id)[TO_UNREACHABLE].external_message_id or ""
+    assert ids[DELIVERED_TO] < ids[TO_UNREACHABLE]  # the reconciler fetches in id order
+
+    # Twilio is slow to answer the second fetch: the request waits, on its way to the simulator,
+    # until the test has delivered the callbacks (at most 5 s).
+    http = get_client(twilio_app).http_client
+    forward = http.request
+    fetching, answered, release = threading.Event(), threading.Event(), threading.Event()
+
+    def slow_second_fetch(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if second not in url:
+            return forward(method, url, *args, **kwargs)
+        fetching.set()
+        release.wait(5)
+        try:
+            return forward(method, url, *args, **kwargs)
+        finally:
+            answered.set()
+
+    monkeypatch.setattr(http, "request", slow_second_fetch)
+    reports: list[Any] = []
+    run = threading.Thread(target=lambda: reports.append(reconcile(twilio_app, message_id=message_id)))
+    run.start()
+    try:
+        assert fetching.wait(30), "the reconciler never fetched the second delivery"
+        records = simulator.flush_callbacks()
+        during_the_fetch = not answered.is_set()
+    finally:
+        release.set()
+        run.join(30)
+
+    assert [r.status_code for r in records] == [200] * 6, [(r.status_code, r.error) for r in records]
+    assert during_the_fetch, "the callbacks waited for the reconciler's Twilio fetch"
+    [report] = reports
+    assert report.checked == 2 and not report.errors
+    after = _deliveries(twilio_app, message_id)
+    assert (after[DELIVERED_TO].status, after[TO_UNREACHABLE].status) == ("delivered", "undelivered")
 
 
 # -- stuck work ---------------------------------------------------------------------------------

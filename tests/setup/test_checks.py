@@ -115,6 +115,18 @@ def test_public_base_url_rules(twilio_app: Flask, base: str, state: str, words: 
     assert (item.state, words in item.detail) == (state, True), item
 
 
+@pytest.mark.parametrize("allowed", [(), ("smsdash.herokuapp.com",)])
+def test_without_a_public_base_the_checklist_warns_that_any_host_is_believed(
+    twilio_app: Flask, allowed: tuple[str, ...]
+) -> None:
+    twilio_app.config.update(BASE_HOST_URL="", TWILIO_WEBHOOK_HOSTS=allowed)
+    results = run_checks(twilio_app)
+    item = _item(results, "Public base URL")
+    assert item.state == "warn"
+    assert ("signed for another deployment" in item.detail) == (not allowed), item
+    assert _item(results, "Webhook route").state == "ok"  # the self-test signs as Twilio would
+
+
 def test_the_webhook_self_test_needs_the_auth_token(app: Flask) -> None:
     route = _item(run_checks(app), "Webhook route")
     assert route.state == "fail" and "TWILIO_AUTH_TOKEN" in route.detail

@@ -184,6 +184,109 @@ def test_behind_a_proxy_the_forwarded_public_url_is_validated(
         db.engine.dispose()
 
 
+STAGING = "https://staging.example.net"  # another deployment on the same Twilio account (same auth token)
+FOREIGN_SID = "SM" + "f" * 32
+
+
+def _post_via(
+    app: Flask, params: dict[str, str], signed_for: str, delivery_id: int, base_url: str, **headers: str
+) -> TestResponse:
+    path = f"{STATUS}?d={delivery_id}"
+    return app.test_client().post(
+        path, data=params, base_url=base_url, headers={"X-Twilio-Signature": sign(signed_for + path, params), **headers}
+    )
+
+
+@pytest.mark.parametrize("via", ["Host", "X-Forwarded-Host"])
+def test_a_callback_replayed_from_another_host_is_refused_and_writes_nothing(
+    app: Flask, make_delivery: Callable[..., int], via: str
+) -> None:
+    """Staging's callback, signed for staging's URL, posted here with staging's host in Host (or,
+    through a proxy, X-Forwarded-Host): this app is configured for its own public base, and the
+    host a caller names is not evidence of where Twilio sent it."""
+    delivery_id = make_delivery(status="sending", sid=None)
+    configured = _app_like(app, BASE_HOST_URL=PUBLIC_BASE, PROXY_FIX_HOPS=1 if via == "X-Forwarded-Host" else 0)
+    params = callback_params(FOREIGN_SID, "undelivered", ErrorCode="30003")
+    if via == "Host":
+        response = _post_via(configured, params, STAGING, delivery_id, base_url=STAGING)
+    else:
+        response = _post_via(
+            configured,
+            params,
+            STAGING,
+            delivery_id,
+            base_url="http://10.1.2.3:31337",
+            **{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "staging.example.net", "X-Forwarded-For": "54.1.2.3"},
+        )
+    assert response.status_code == 403
+    delivery = delivery_row(app, delivery_id)
+    assert (delivery.status, delivery.external_message_id) == ("sending", None)
+    assert row_counts(app) == (0, 0, 0)
+    with configured.app_context():
+        db.engine.dispose()
+
+
+def test_hosts_in_twilio_webhook_hosts_are_accepted_besides_the_public_base(
+    app: Flask, make_delivery: Callable[..., int]
+) -> None:
+    """The same app behind a second name (a platform domain, a tunnel) is named explicitly."""
+    app.config["TWILIO_AUTH_TOKEN"] = AUTH_TOKEN
+    app.config["TWILIO_WEBHOOK_HOSTS"] = ("smsdash.herokuapp.com", "https://tunnel.example.org/smsdash/")
+    delivery_id = make_delivery(sid=SID)
+    for signed_for, expected in [
+        ("https://smsdash.herokuapp.com", 200),
+        ("https://tunnel.example.org/smsdash", 200),
+        (PUBLIC_BASE, 200),
+        (STAGING, 403),
+        ("http://smsdash.herokuapp.com", 403),  # Twilio calls https; a bare host means https
+    ]:
+        response = _post_via(app, callback_params(SID, "sent"), signed_for, delivery_id, base_url="http://localhost")
+        assert (signed_for, response.status_code) == (signed_for, expected)
+    assert delivery_row(app, delivery_id).status == "sent"
+
+
+def test_behind_a_proxy_with_a_public_base_the_callback_validates_on_that_base(
+    app: Flask, make_delivery: Callable[..., int]
+) -> None:
+    delivery_id = make_delivery(sid=SID)
+    proxied = _app_like(app, PROXY_FIX_HOPS=1, BASE_HOST_URL=PUBLIC_BASE)
+    response = _post_via(
+        proxied,
+        callback_params(SID, "sent"),
+        PUBLIC_BASE,
+        delivery_id,
+        base_url="http://10.1.2.3:31337",
+        **{"Host": "smsdash.example.com", "X-Forwarded-Proto": "https", "X-Forwarded-For": "54.1.2.3"},
+    )
+    assert response.status_code == 200
+    assert delivery_row(app, delivery_id).status == "sent"
+    with proxied.app_context():
+        db.engine.dispose()
+
+
+@pytest.mark.parametrize("host_hops, expected", [(1, 200), (0, 403)])
+def test_x_forwarded_host_is_believed_only_when_proxy_fix_x_host_says_so(
+    app: Flask, make_delivery: Callable[..., int], host_hops: int, expected: int
+) -> None:
+    """A proxy that rewrites Host and passes the public one in X-Forwarded-Host (no public base
+    set). PROXY_FIX_HOPS alone does not trust that header: Heroku's router passes a client's
+    X-Forwarded-Host through untouched."""
+    delivery_id = make_delivery(sid=SID)
+    proxied = _app_like(app, PROXY_FIX_HOPS=1, PROXY_FIX_X_HOST=host_hops, BASE_HOST_URL="", MAIL_APP_HOST="")
+    response = _post_via(
+        proxied,
+        callback_params(SID, "sent"),
+        "https://public.example.org",
+        delivery_id,
+        base_url="http://10.1.2.3:31337",
+        **{"X-Forwarded-Host": "public.example.org", "X-Forwarded-Proto": "https", "X-Forwarded-For": "54.1.2.3"},
+    )
+    assert response.status_code == expected
+    assert delivery_row(app, delivery_id).status == ("sent" if expected == 200 else "queued")
+    with proxied.app_context():
+        db.engine.dispose()
+
+
 def test_delivered_then_sent_stays_delivered_with_both_events(
     app: Flask, post_signed: Post, make_delivery: Callable[..., int]
 ) -> None:
@@ -344,6 +447,33 @@ def test_start_reply_lifts_the_opt_out_and_other_text_changes_nothing(app: Flask
     assert post_signed(INBOUND, inbound_params("start")).status_code == 200
     with app.app_context():
         assert not is_opted_out(RECIPIENT, OUR_NUMBER)
+
+
+@pytest.mark.parametrize(
+    "body, opt_out_type, opted_out_before, opted_out_after",
+    [
+        ("ARRET", "STOP", False, True),  # a custom opt-out keyword (Advanced Opt-Out), in French
+        ("REJOINDRE", "START", True, False),  # a custom opt-in keyword lifts the opt-out
+        ("INFO", "HELP", True, True),  # help lifts nothing
+        ("END", "HELP", False, False),  # END made a help keyword: not an opt-out there
+    ],
+)
+def test_twilios_opt_out_type_decides_over_the_keyword_rule(
+    app: Flask, post_signed: Post, body: str, opt_out_type: str, opted_out_before: bool, opted_out_after: bool
+) -> None:
+    service = "MG" + "e" * 32
+    if opted_out_before:
+        post_signed(INBOUND, inbound_params("STOP", MessagingServiceSid=service))
+    params = inbound_params(body, MessagingServiceSid=service, OptOutType=opt_out_type)
+    assert post_signed(INBOUND, params).status_code == 200
+    with app.app_context():
+        assert is_opted_out(RECIPIENT, service) == opted_out_after
+        assert is_opted_out(RECIPIENT, OUR_NUMBER) == opted_out_after
+
+
+def test_a_reply_with_no_opt_out_type_that_is_not_a_keyword_changes_nothing(app: Flask, post_signed: Post) -> None:
+    assert post_signed(INBOUND, inbound_params("ARRET")).status_code == 200
+    assert row_counts(app) == (0, 0, 0)
 
 
 def test_stop_through_a_messaging_service_blocks_both_the_number_and_the_service(app: Flask, post_signed: Post) -> None:
