@@ -81,6 +81,12 @@ def batch_job_id(batch: Sequence[int]) -> str:
     return f"send_d{batch[0]}-d{batch[-1]}_n{len(batch)}"
 
 
+def retry_job_id(delivery_id: int, attempts: int) -> str:
+    """The job of the retry that follows the claim which brought `attempts` to its value: the
+    same retry scheduled twice (the job's, the reconciler's) is one job."""
+    return f"send_d{delivery_id}_a{attempts}"
+
+
 def enqueue_first_attempts(delivery_ids: Sequence[int]) -> int:
     """Enqueue `queued` deliveries in batches of SEND_BATCH_SIZE, many batches per pipeline,
     and mark each enqueued batch's `enqueued_at`. Commits. Returns how many were enqueued; on a
@@ -158,7 +164,7 @@ def schedule_retry(
         expected_attempts=attempts,
         try_number=try_number,
         verify=verify,
-        job_id=f"send_d{delivery_id}_a{attempts}",
+        job_id=retry_job_id(delivery_id, attempts),
         job_timeout=batch_timeout(1),
         result_ttl=RESULT_TTL,
         pipeline=pipeline,
