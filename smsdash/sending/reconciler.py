@@ -178,9 +178,18 @@ def reconcile(app: Flask | None = None, *, message_id: int | None = None) -> Rep
     if not acquired:
         report.skipped = "another reconciler run is in progress"
         return report
+
+    def keep_lock() -> None:
+        """Renew the lock for another LOCK_SECONDS; a run that lost it (it expired and another
+        run may hold it now) stops, so two runs never overlap."""
+        try:
+            lock.extend(LOCK_SECONDS, replace_ttl=True)
+        except redis.RedisError as exc:  # LockNotOwnedError is one
+            raise _StopRun(f"stopped early: the reconciler's lock was lost ({exc})") from exc
+
     try:
         with app.app_context():
-            _run(app.config, message_id, report, keep_lock=lambda: lock.extend(LOCK_SECONDS, replace_ttl=True))
+            _run(app.config, message_id, report, keep_lock=keep_lock)
     finally:
         try:
             lock.release()
@@ -206,6 +215,7 @@ def _run(config: Mapping[str, Any], message_id: int | None, report: Report, keep
             pace.wait()
             _recover_stuck(delivery, report)
             db.session.commit()
+            keep_lock()  # a thousand recoveries at 10 Twilio look-ups a second outlast it
     except _StopRun as exc:
         db.session.commit()
         report.errors.append(str(exc))

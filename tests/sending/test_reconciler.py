@@ -25,8 +25,9 @@ from smsdash.models import Delivery, Event, utcnow
 from smsdash.redis_conn import get_redis, shareable_url
 from smsdash.sending import job as send_job
 from smsdash.sending import queue as send_queue
+from smsdash.sending import reconciler
 from smsdash.sending.job import send_batch
-from smsdash.sending.reconciler import interval_seconds, reconcile
+from smsdash.sending.reconciler import LOCK_KEY, interval_seconds, reconcile
 from smsdash.sending.retry import can_retry, retry_delivery
 from smsdash.simulator import Simulator
 from smsdash.simulator.numbers import TO_FAILED, TO_NO_RECEIPT, TO_UNREACHABLE
@@ -535,3 +536,49 @@ def test_a_send_job_that_fails_mid_batch_ends_only_after_the_sends_it_started(
     assert Counter(m.to for m in simulator.messages) == Counter([DELIVERED_TO, TO_NO_RECEIPT])
     after = _deliveries(twilio_app, message_id)
     assert {n: d.external_message_id for n, d in after.items()} == {m.to: m.sid for m in simulator.messages}
+
+
+# -- the reconciler's lock over a long run ------------------------------------------------------
+
+STUCK_NUMBERS = [DELIVERED_TO, "+14155550102", "+14155550103"]
+
+
+def test_a_long_stuck_work_loop_keeps_renewing_the_reconciler_lock(
+    twilio_app: Flask, simulator: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for number in STUCK_NUMBERS:
+        _stuck(twilio_app, number)
+    redis_client = get_redis(twilio_app)
+    lock_left: list[int] = []
+    look = reconciler.find_existing_message
+
+    def look_late(delivery: Delivery) -> Any:
+        lock_left.append(redis_client.pttl(LOCK_KEY))
+        redis_client.pexpire(LOCK_KEY, 1000)  # as if the run had gone on until 1 s of its lock was left
+        return look(delivery)
+
+    monkeypatch.setattr(reconciler, "find_existing_message", look_late)
+    report = reconcile(twilio_app)
+
+    assert [c.after for c in report.changes] == ["enqueued again"] * 3
+    assert len(lock_left) == 3 and all(left > 1000 for left in lock_left), lock_left  # renewed each time
+
+
+def test_a_run_that_lost_its_lock_stops_so_two_runs_never_overlap(
+    twilio_app: Flask, simulator: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for number in STUCK_NUMBERS:
+        _stuck(twilio_app, number)
+    redis_client = get_redis(twilio_app)
+    look = reconciler.find_existing_message
+
+    def look_after_another_run_took_over(delivery: Delivery) -> Any:
+        redis_client.set(LOCK_KEY, "another run's token", px=600_000)  # ours expired; another run holds it
+        return look(delivery)
+
+    monkeypatch.setattr(reconciler, "find_existing_message", look_after_another_run_took_over)
+    report = reconcile(twilio_app)
+
+    assert len(report.changes) == 1  # the one in hand is finished, then the run stops
+    assert report.errors and "the reconciler's lock was lost" in report.errors[0]
+    assert redis_client.get(LOCK_KEY) == b"another run's token"  # the other run's lock is left alone
