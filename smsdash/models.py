@@ -170,7 +170,9 @@ class Delivery(db.Model):  # type: ignore[name-defined]  # db.Model is made at r
     """One recipient of one message: its Twilio SID, status and failure reason.
 
     `status` only ever moves forward (see `status.py`). `enqueued_at` is set once the send
-    work reached Redis, so a sweeper can find deliveries committed while Redis was down.
+    work reached Redis, so a sweeper can find deliveries committed while Redis was down, and
+    `enqueued_job_id` names the RQ job that carries it, so the sweeper can also find the
+    deliveries whose job Redis lost.
     """
 
     __tablename__ = "comms_deliveries"
@@ -195,6 +197,7 @@ class Delivery(db.Model):  # type: ignore[name-defined]  # db.Model is made at r
     error_message: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    enqueued_job_id: Mapped[str | None] = mapped_column(String(64))
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -35,6 +35,7 @@ from smsdash.models import Delivery, Event, PendingCallback, utcnow
 from smsdash.redis_conn import get_redis
 from smsdash.sending import queue as send_queue
 from smsdash.sending.adopt import find_existing
+from smsdash.sending.claims import claim_payload
 from smsdash.sending.failures import SendFailure, backoff_delay, classify
 from smsdash.sending.ratelimit import SendRateLimiter
 from smsdash.twilio.error_codes import explain
@@ -121,20 +122,6 @@ def gave_up(tries: int) -> str:
     """The failure detail for a round that used up its tries (shared with the reconciler, so a
     delivery reads the same whichever of them gave up)."""
     return f"gave up after {tries} attempt{'' if tries == 1 else 's'}"
-
-
-def claimed_try(delivery_id: int, attempts: int) -> int | None:
-    """The try number of the claim that brought the delivery's attempts to `attempts`, as its
-    `sending` event recorded it; None if no such claim was recorded."""
-    payload = db.session.scalar(
-        select(Event.payload)
-        .where(Event.delivery_id == delivery_id, Event.event_type == "sending", Event.source == "job")
-        .order_by(Event.id.desc())
-        .limit(1)
-    )
-    if payload and payload.get("attempts") == attempts and isinstance(payload.get("try"), int):
-        return int(payload["try"])
-    return None
 
 
 # --- claiming -----------------------------------------------------------------------------
@@ -235,7 +222,7 @@ def _claim(works: Sequence[Work], counts: dict[str, int]) -> list[Claimed]:
                 "source": "job",
                 "received_at": now,
                 "detail": f"attempt {by_id[delivery_id].try_number} of {budget}",
-                "payload": {"attempts": attempts, "try": by_id[delivery_id].try_number},
+                "payload": claim_payload(attempts, by_id[delivery_id].try_number),
             }
             for delivery_id, attempts in won.items()
         ],
@@ -310,18 +297,27 @@ def _send_all(app: Flask, claimed: list[Claimed], counts: dict[str, int]) -> Non
     pool = _executor(max(int(config.get("SEND_CONCURRENCY") or 1), 1))
     futures: dict[Future[Result], Claimed] = {pool.submit(_attempt, app, c, limiter): c for c in claimed}
     pending = set(futures)
-    while pending:
-        done, pending = wait(pending, timeout=COMMIT_EVERY_SECONDS, return_when=ALL_COMPLETED)
-        if not done:
-            continue
-        accepted: list[tuple[int, str]] = []
-        retries = [r for f in done if (r := _record(futures[f], f.result(), counts, accepted)) is not None]
-        db.session.commit()
-        # Only after the SIDs are committed: a callback parked before then is visible now, and
-        # one parked after it finds the SID itself (webhooks._keep_until_known looks again).
-        _apply_waiting_callbacks(accepted)
-        db.session.commit()
-        _schedule(retries)
+    try:
+        while pending:
+            done, pending = wait(pending, timeout=COMMIT_EVERY_SECONDS, return_when=ALL_COMPLETED)
+            if not done:
+                continue
+            accepted: list[tuple[int, str]] = []
+            retries = [r for f in done if (r := _record(futures[f], f.result(), counts, accepted)) is not None]
+            db.session.commit()
+            # Only after the SIDs are committed: a callback parked before then is visible now, and
+            # one parked after it finds the SID itself (webhooks._keep_until_known looks again).
+            _apply_waiting_callbacks(accepted)
+            db.session.commit()
+            _schedule(retries)
+    finally:
+        # Leaving with an error (the database went away): sends not started are called off, and
+        # the job ends only once those in flight have. Its execution ending tells the reconciler
+        # that its claims are abandoned (abandoned.py), and a re-send must not race a request
+        # still on its way to Twilio.
+        for future in pending:
+            future.cancel()
+        wait(pending)
 
 
 # --- recording outcomes -------------------------------------------------------------------

@@ -8,8 +8,10 @@ reconciler share one dedupe key space in `status.py`, so a callback that arrives
 no second event.
 
 The reconciler also recovers stuck work: a delivery left in `sending` without a SID by a worker
-that died mid-request. Twilio may or may not have the message, so it is looked for first and
-adopted when found; only when Twilio has none is the send enqueued again.
+that died mid-request (or a job that died after claiming it). RQ's records say so as soon as
+the worker's heartbeat runs out (abandoned.py); a timer is the last resort for claims RQ cannot
+tell about. Twilio may or may not have the message, so it is looked for first and adopted when
+found; only when Twilio has none is the send enqueued again.
 
 When the public base URL is unreachable (local development without a tunnel), no callback can
 ever arrive: the ages drop to RECONCILE_LOCAL_INTERVAL_SECONDS and the worker runs the
@@ -38,8 +40,10 @@ from smsdash.delivery.timeline import record_event
 from smsdash.extensions import db, rows_changed
 from smsdash.models import Delivery, utcnow
 from smsdash.redis_conn import get_redis
+from smsdash.sending.abandoned import abandoned
 from smsdash.sending.adopt import find_existing_message
-from smsdash.sending.job import claimed_try, gave_up, max_tries
+from smsdash.sending.claims import claimed_try
+from smsdash.sending.job import gave_up, max_tries
 from smsdash.sending.queue import schedule_retry
 from smsdash.twilio.client import get_client
 from smsdash.twilio.error_codes import explain, twilio_error_text
@@ -53,6 +57,8 @@ LOCK_KEY = "smsdash:reconciler:lock"
 LOCK_SECONDS = 600
 # Rechecks of a delivery Twilio still reports non-final back off up to this interval.
 MAX_RECHECK_SECONDS = 3600.0
+# The most `sending` deliveries without a SID one run looks over for stuck work.
+STUCK_CANDIDATES_PER_RUN = 1000
 
 
 @dataclass(frozen=True)
@@ -175,9 +181,18 @@ def reconcile(app: Flask | None = None, *, message_id: int | None = None) -> Rep
     if not acquired:
         report.skipped = "another reconciler run is in progress"
         return report
+
+    def keep_lock() -> None:
+        """Renew the lock for another LOCK_SECONDS; a run that lost it (it expired and another
+        run may hold it now) stops, so two runs never overlap."""
+        try:
+            lock.extend(LOCK_SECONDS, replace_ttl=True)
+        except redis.RedisError as exc:  # LockNotOwnedError is one
+            raise _StopRun(f"stopped early: the reconciler's lock was lost ({exc})") from exc
+
     try:
         with app.app_context():
-            _run(app.config, message_id, report, keep_lock=lambda: lock.extend(LOCK_SECONDS, replace_ttl=True))
+            _run(app.config, message_id, report, keep_lock=keep_lock)
     finally:
         try:
             lock.release()
@@ -200,6 +215,7 @@ def _run(config: Mapping[str, Any], message_id: int | None, report: Report, keep
             pace.wait()
             _recover_stuck(delivery, report)
             db.session.commit()
+            keep_lock()  # a thousand recoveries at 10 Twilio look-ups a second outlast it
     except _StopRun as exc:
         db.session.commit()
         report.errors.append(str(exc))
@@ -220,8 +236,8 @@ def _note_unsent(message_id: int, report: Report) -> None:
     if waiting:
         report.notes.append(
             f"{waiting} deliveries have no Twilio SID yet (queued, or being sent): "
-            "the worker sends them; a `sending` one is checked at Twilio once it is "
-            "older than RECONCILE_STUCK_SENDING_SECONDS"
+            "the worker sends them; a `sending` one is checked at Twilio once its worker "
+            "is gone (or, if RQ cannot tell, once older than RECONCILE_STUCK_SENDING_SECONDS)"
         )
 
 
@@ -246,15 +262,21 @@ def _due_with_sid(config: Mapping[str, Any], ages: Ages, message_id: int | None)
 
 
 def _stuck_sending(ages: Ages, message_id: int | None) -> list[Target]:
-    """Deliveries a job marked `sending` and then left without a SID for longer than any request
-    can take: the worker died mid-send. Younger ones may still be in flight, even with --message."""
+    """Deliveries a job marked `sending` and then left without a SID: abandoned by their work,
+    as RQ's records tell at once (abandoned.py), or, as the last resort for a claim RQ cannot
+    tell about, left longer than any request can take (RECONCILE_STUCK_SENDING_SECONDS).
+    Others may still be in flight, even with --message."""
     cutoff = utcnow() - timedelta(seconds=ages.stuck_sending)
-    query = select(*TARGET_COLUMNS).where(
-        Delivery.status == "sending", Delivery.external_message_id.is_(None), Delivery.updated_at <= cutoff
+    query = select(*TARGET_COLUMNS, Delivery.updated_at <= cutoff).where(
+        Delivery.status == "sending", Delivery.external_message_id.is_(None)
     )
     if message_id is not None:
         query = query.where(Delivery.message_id == message_id)
-    return _targets(query.order_by(Delivery.id).limit(1000))
+    rows = db.session.execute(query.order_by(Delivery.id).limit(STUCK_CANDIDATES_PER_RUN)).all()
+    candidates = [(Target(*row[:-1]), bool(row[-1])) for row in rows]
+    lost = abandoned([(target.id, target.attempts) for target, timed_out in candidates if not timed_out])
+    db.session.commit()  # end the reads: each recovery asks Twilio first
+    return [target for target, timed_out in candidates if timed_out or target.id in lost]
 
 
 def _fetch(sid: str) -> Any:

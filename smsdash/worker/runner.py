@@ -3,7 +3,8 @@
 The worker is an RQ SimpleWorker: jobs run in the worker process itself instead of a fork per
 job, so the app, its database pool, its Twilio HTTP session and its sending threads are built
 once, not per job. Its scheduler (RQ's, extended by `periodic`) moves due retries to the queue
-and enqueues the periodic tasks (`smsdash/schedule.py` lists them). This package is a leaf: it
+and enqueues the periodic tasks (`smsdash/schedule.py` lists them). While a job runs, a thread
+heartbeats it (`heartbeat`), so a killed worker's jobs show as abandoned within seconds. This package is a leaf: it
 imports no feature code, and finds the tasks in the app that `create_app` built.
 """
 
@@ -14,10 +15,12 @@ import time
 from typing import Any, cast
 
 from flask import Flask
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
+from rq.job import Job
 from rq.registry import ScheduledJobRegistry
+from rq.worker import WorkerStatus
 
-from smsdash.worker import logs, periodic
+from smsdash.worker import heartbeat, logs, periodic
 from smsdash.worker.queue import get_queue
 
 # Longest a burst waits between checks for scheduled retries that are not due yet.
@@ -27,11 +30,24 @@ log = logging.getLogger(__name__)
 
 
 class AppWorker(SimpleWorker):
-    """A SimpleWorker whose scheduler also runs the app's periodic tasks."""
+    """A SimpleWorker whose scheduler also runs the app's periodic tasks, and that heartbeats
+    the job it runs."""
 
     def __init__(self, *args: Any, app: Flask, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.app = app
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        """How long each heartbeat registers the running job (SimpleWorker's is the whole job
+        timeout, as it sends no heartbeat while a job runs)."""
+        return heartbeat.HEARTBEAT_TTL_SECONDS
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """SimpleWorker's, with the job heartbeated while it runs."""
+        execution = self.prepare_execution(job)
+        with heartbeat.beating(self, job, execution):
+            self.perform_job(job, queue, execution)
+        self.set_state(WorkerStatus.IDLE)
 
     def _start_scheduler(
         self, burst: bool = False, logging_level: Any = "INFO", date_format: str = "", log_format: str = ""

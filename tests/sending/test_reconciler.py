@@ -15,22 +15,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 from flask import Flask
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from smsdash.compose.service import Recipient, compose_message
 from smsdash.extensions import db
 from smsdash.models import Delivery, Event, utcnow
 from smsdash.redis_conn import get_redis, shareable_url
 from smsdash.sending import job as send_job
+from smsdash.sending import queue as send_queue
+from smsdash.sending import reconciler
 from smsdash.sending.job import send_batch
-from smsdash.sending.reconciler import interval_seconds, reconcile
+from smsdash.sending.reconciler import LOCK_KEY, interval_seconds, reconcile
 from smsdash.sending.retry import can_retry, retry_delivery
 from smsdash.simulator import Simulator
 from smsdash.simulator.numbers import TO_FAILED, TO_NO_RECEIPT, TO_UNREACHABLE
 from smsdash.twilio.client import get_client
-from smsdash.worker.queue import QUEUE_NAME
-from smsdash.worker.runner import run_worker
+from smsdash.worker import heartbeat
+from smsdash.worker.queue import QUEUE_NAME, get_queue
+from smsdash.worker.runner import AppWorker, run_worker
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DELIVERED_TO = "+14155550101"
@@ -440,3 +445,192 @@ def test_a_worker_killed_mid_send_leaves_nothing_stuck_and_sends_nothing_twice(
     )
     simulator.flush_callbacks()
     assert {d.status for d in _deliveries(twilio_app, message_id).values()} == {"delivered"}
+
+
+# -- abandoned work, known from RQ's records rather than a timer --------------------------------
+
+
+def _kill_mid_send(app: Flask, simulator: Simulator, numbers: list[str], log_path: Path) -> tuple[int, Any]:
+    """Compose to `numbers` and SIGKILL the worker sending them while the first create is held
+    inside Twilio (5 s) and the rest wait for their send slot (0.2/s): (message id, the one
+    message Twilio got, once its held create has finished)."""
+    simulator.set_knobs(latency=5.0)
+    with app.app_context():
+        message_id = compose_message(BODY, [Recipient(n) for n in numbers], author_id=None).id
+    log = log_path.open("w")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
+        cwd=PROJECT_ROOT,
+        env={**_worker_env(app, simulator), "SEND_RATE_PER_SECOND": "0.2"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+
+        def all_sending() -> bool:
+            return {d.status for d in _deliveries(app, message_id).values()} == {"sending"}
+
+        _wait_for(all_sending, 30, "the worker to claim the deliveries")
+        time.sleep(0.5)  # the first create is now held inside the simulator
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+        log.close()
+    assert simulator.messages == []  # killed mid-send: Twilio has not answered yet
+    first = _wait_for(lambda: simulator.messages, 15, "the held create to finish")[0]
+    simulator.set_knobs(latency=0.0)
+    get_redis(app).delete(f"rq:scheduler-lock:{QUEUE_NAME}")  # the dead worker's, for ~1 min more
+    return message_id, first
+
+
+def test_sms_reconcile_recovers_a_killed_workers_sends_once_rq_sees_it_dead_not_after_the_timer(
+    twilio_app: Flask, simulator: Simulator, tmp_path: Path
+) -> None:
+    numbers = [DELIVERED_TO, "+14155550102", "+14155550103"]
+    message_id, first = _kill_mid_send(twilio_app, simulator, numbers, tmp_path / "worker.log")
+    assert twilio_app.config["RECONCILE_STUCK_SENDING_SECONDS"] == 600  # the timer is far off
+    reconcile_now = ["sms", "reconcile", "--message", str(message_id)]
+
+    # Within the heartbeat's TTL, RQ still counts the dead worker's job as running.
+    early = twilio_app.test_cli_runner().invoke(args=reconcile_now)
+    assert "changed 0." in early.output, early.output
+
+    with time_machine.travel(time.time() + heartbeat.HEARTBEAT_TTL_SECONDS + 1):
+        result = twilio_app.test_cli_runner().invoke(args=reconcile_now)
+        assert result.exit_code == 0, result.output
+        ids = {n: d.id for n, d in _deliveries(twilio_app, message_id).items()}
+        assert f"delivery {ids[first.to]} to {first.to}: sending -> sent (adopted {first.sid})" in result.output
+        for number in numbers:
+            if number != first.to:
+                assert f"delivery {ids[number]} to {number}: sending -> enqueued again" in result.output
+        run_worker(twilio_app, burst=True)
+
+    after = _deliveries(twilio_app, message_id)
+    assert {d.status for d in after.values()} <= {"sent", "delivered"}
+    assert after[first.to].external_message_id == first.sid  # adopted, not sent again
+    assert Counter(m.to for m in simulator.messages) == Counter(numbers)  # one create each
+
+
+def test_a_send_job_that_died_after_twilio_accepted_is_adopted_by_the_next_run(
+    twilio_app: Flask, simulator: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The database went away after the claim committed, as the answers came back: the job
+    # fails for good, its deliveries stay `sending`, and Twilio has both messages.
+    def database_gone(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("UPDATE comms_deliveries ...", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(send_queue, "FIRST_ATTEMPT_JOB_RETRY", None)
+    monkeypatch.setattr(send_job, "_record", database_gone)
+    with twilio_app.app_context():
+        message_id = compose_message(BODY, [Recipient(DELIVERED_TO), Recipient(TO_NO_RECEIPT)], author_id=None).id
+    # The worker's scheduled reconciler runs after the failed job, its stuck timer 10 minutes off.
+    run_worker(twilio_app, burst=True)
+    monkeypatch.undo()
+    assert twilio_app.config["RECONCILE_STUCK_SENDING_SECONDS"] == 600
+
+    sids = {m.to: m.sid for m in simulator.messages}
+    after = _deliveries(twilio_app, message_id)
+    assert {n: d.external_message_id for n, d in after.items()} == sids
+    assert {d.status for d in after.values()} <= {"sent", "delivered"}
+    for delivery in after.values():
+        assert _external_events(twilio_app, delivery.id)[("sent", "reconciler")] == 1  # adopted
+    assert reconcile(twilio_app).changes == []
+    run_worker(twilio_app, burst=True)
+    assert len(simulator.messages) == 2  # nothing sent twice
+
+
+def test_a_retry_waiting_out_its_backoff_is_left_alone_until_redis_loses_it(
+    twilio_app: Flask, simulator: Simulator
+) -> None:
+    twilio_app.config.update(SEND_RETRY_BASE_SECONDS=300, SEND_RETRY_MAX_SECONDS=300)
+    simulator.set_knobs(error_500_rate=1.0)
+    with twilio_app.app_context():
+        message_id = compose_message(BODY, [Recipient(DELIVERED_TO)], author_id=None).id
+        queue = get_queue()
+        AppWorker([queue], connection=queue.connection, app=twilio_app).work(burst=True)  # not waiting for retries
+    (delivery,) = _deliveries(twilio_app, message_id).values()
+    assert delivery.status == "sending"  # a 500: its retry is scheduled 300 s out
+    simulator.set_knobs(error_500_rate=0.0)
+    reconcile_now = ["sms", "reconcile", "--message", str(message_id)]
+
+    waiting = twilio_app.test_cli_runner().invoke(args=reconcile_now)
+    assert "changed 0." in waiting.output, waiting.output
+
+    get_redis(twilio_app).flushdb()  # the scheduled retry is gone
+    lost = twilio_app.test_cli_runner().invoke(args=reconcile_now)
+    assert f"delivery {delivery.id} to {DELIVERED_TO}: sending -> enqueued again" in lost.output, lost.output
+    run_worker(twilio_app, burst=True)
+    assert _deliveries(twilio_app, message_id)[DELIVERED_TO].status == "sent"
+    assert _creates_to(simulator, DELIVERED_TO) == 1
+
+
+def test_a_send_job_that_fails_mid_batch_ends_only_after_the_sends_it_started(
+    twilio_app: Flask, simulator: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Paced at 1/s, the second send waits for its slot while the first answer is recorded, and
+    # recording it fails. Had the job ended there, the recovery would look at Twilio before the
+    # second create got there, and send that delivery again.
+    twilio_app.config["SEND_RATE_PER_SECOND"] = 1.0
+
+    def database_gone(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("UPDATE comms_deliveries ...", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(send_queue, "FIRST_ATTEMPT_JOB_RETRY", None)
+    monkeypatch.setattr(send_job, "_record", database_gone)
+    with twilio_app.app_context():
+        message_id = compose_message(BODY, [Recipient(DELIVERED_TO), Recipient(TO_NO_RECEIPT)], author_id=None).id
+    run_worker(twilio_app, burst=True)  # the failed job, then the scheduled reconciler
+    monkeypatch.undo()
+
+    assert Counter(m.to for m in simulator.messages) == Counter([DELIVERED_TO, TO_NO_RECEIPT])
+    after = _deliveries(twilio_app, message_id)
+    assert {n: d.external_message_id for n, d in after.items()} == {m.to: m.sid for m in simulator.messages}
+
+
+# -- the reconciler's lock over a long run ------------------------------------------------------
+
+STUCK_NUMBERS = [DELIVERED_TO, "+14155550102", "+14155550103"]
+
+
+def test_a_long_stuck_work_loop_keeps_renewing_the_reconciler_lock(
+    twilio_app: Flask, simulator: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for number in STUCK_NUMBERS:
+        _stuck(twilio_app, number)
+    redis_client = get_redis(twilio_app)
+    lock_left: list[int] = []
+    look = reconciler.find_existing_message
+
+    def look_late(delivery: Delivery) -> Any:
+        lock_left.append(redis_client.pttl(LOCK_KEY))
+        redis_client.pexpire(LOCK_KEY, 1000)  # as if the run had gone on until 1 s of its lock was left
+        return look(delivery)
+
+    monkeypatch.setattr(reconciler, "find_existing_message", look_late)
+    report = reconcile(twilio_app)
+
+    assert [c.after for c in report.changes] == ["enqueued again"] * 3
+    assert len(lock_left) == 3 and all(left > 1000 for left in lock_left), lock_left  # renewed each time
+
+
+def test_a_run_that_lost_its_lock_stops_so_two_runs_never_overlap(
+    twilio_app: Flask, simulator: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for number in STUCK_NUMBERS:
+        _stuck(twilio_app, number)
+    redis_client = get_redis(twilio_app)
+    look = reconciler.find_existing_message
+
+    def look_after_another_run_took_over(delivery: Delivery) -> Any:
+        redis_client.set(LOCK_KEY, "another run's token", px=600_000)  # ours expired; another run holds it
+        return look(delivery)
+
+    monkeypatch.setattr(reconciler, "find_existing_message", look_after_another_run_took_over)
+    report = reconcile(twilio_app)
+
+    assert len(report.changes) == 1  # the one in hand is finished, then the run stops
+    assert report.errors and "the reconciler's lock was lost" in report.errors[0]
+    assert redis_client.get(LOCK_KEY) == b"another run's token"  # the other run's lock is left alone
