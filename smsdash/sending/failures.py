@@ -88,7 +88,8 @@ def _classify_api_error(exc: TwilioRestException | TwilioServiceException) -> Se
 
 def backoff_delay(failed_tries: int, base: float, cap: float, rng: random.Random | None = None) -> float:
     """Seconds to wait after `failed_tries` failures: exponential from `base`, capped at `cap`,
-    with "equal jitter" (half fixed, half random) so a burst of 429s does not retry in lockstep."""
+    with "equal jitter" (half fixed, half random) so a burst of failures (a 5xx outage) does not
+    retry in lockstep. (429s wait for the shared pause instead: resume_delay.)"""
     ceiling = min(cap, base * (2 ** max(failed_tries - 1, 0)))
     return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
 
