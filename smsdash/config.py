@@ -134,6 +134,8 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "SEND_MAX_ATTEMPTS": _int(env, "SEND_MAX_ATTEMPTS", 5),
         "SEND_RETRY_BASE_SECONDS": _float(env, "SEND_RETRY_BASE_SECONDS", 2.0),
         "SEND_RETRY_MAX_SECONDS": _float(env, "SEND_RETRY_MAX_SECONDS", 300.0),
+        # A delivery Twilio keeps answering 429 waits this long (Twilio's own 10-hour queue) before it fails.
+        "SEND_RATE_LIMIT_GIVE_UP_SECONDS": _float(env, "SEND_RATE_LIMIT_GIVE_UP_SECONDS", 36000.0),
         # The sweeper leaves deliveries younger than this alone: compose may be enqueueing them.
         "SEND_SWEEP_GRACE_SECONDS": _float(env, "SEND_SWEEP_GRACE_SECONDS", 10.0),
         "LARGE_SEND_CONFIRM_THRESHOLD": _int(env, "LARGE_SEND_CONFIRM_THRESHOLD", 100),

@@ -362,14 +362,14 @@ def test_a_status_filter_stays_truthful_while_deliveries_move(
 def test_a_send_waiting_to_retry_says_so_until_it_goes_out(
     app: Flask, live: tuple[LiveServer, Simulator], browser_page: Any
 ) -> None:
-    """Twilio answers 429: a real worker records the retry and waits; the page says so under the
+    """Twilio answers 500: a real worker records the retry and waits; the page says so under the
     `sending` badge without a reload, and the note goes once the retry is sent and delivered."""
     from playwright.sync_api import expect
 
     from smsdash.compose.service import Recipient, compose_message
 
     server, simulator = live
-    simulator.set_knobs(error_429_rate=1.0)
+    simulator.set_knobs(error_500_rate=1.0)
     with app.app_context():
         mid = compose_message("Retry me", [Recipient(DELIVERABLE)], author_id=None).id
     page = browser_page
@@ -381,10 +381,10 @@ def test_a_send_waiting_to_retry_says_so_until_it_goes_out(
     worker = _start_worker(app, SEND_RETRY_BASE_SECONDS="10", SEND_RETRY_MAX_SECONDS="10", SEND_MAX_ATTEMPTS="3")
     try:
         expect(cell.locator(".retry-wait")).to_contain_text("waiting to retry: attempt 2 of 3, due at")
-        expect(cell.locator(".retry-wait")).to_contain_text("Too many requests to Twilio at once.")
+        expect(cell.locator(".retry-wait")).to_contain_text("Twilio had an internal error.")
         expect(cell.locator(".badge")).to_have_attribute("data-status", "sending")
         _assert_accessible(page, "a message waiting to retry")
-        simulator.set_knobs(error_429_rate=0.0)
+        simulator.set_knobs(error_500_rate=0.0)
         expect(cell.locator(".badge")).to_have_attribute("data-status", "delivered", timeout=30_000)
         expect(cell.locator(".retry-wait")).to_have_count(0)
     finally:

@@ -36,8 +36,8 @@ from smsdash.redis_conn import get_redis
 from smsdash.sending import queue as send_queue
 from smsdash.sending.adopt import find_existing
 from smsdash.sending.claims import claim_payload
-from smsdash.sending.failures import SendFailure, backoff_delay, classify
-from smsdash.sending.ratelimit import SendRateLimiter
+from smsdash.sending.failures import SendFailure, backoff_delay, classify, rate_limit_gave_up, resume_delay
+from smsdash.sending.ratelimit import SendPaused, SendRateLimiter, pause_remaining
 from smsdash.twilio.error_codes import explain
 from smsdash.twilio.messages_api import send_sms, sender_identity
 from smsdash.twilio.public_url import public_base_url, status_callback_url, unreachable_reason
@@ -52,12 +52,14 @@ COMMIT_EVERY_SECONDS = 0.05
 class Work:
     """One delivery to attempt. `expected_attempts` is None for a first attempt (claimed from
     `queued`); a retry names the attempt count it follows, so a stale copy of it claims nothing.
-    `verify` asks to look for the message at Twilio first (the last attempt may have reached it)."""
+    `verify` asks to look for the message at Twilio first (the last attempt may have reached it).
+    `rate_limited_since` is when this try first met a 429, for the give-up window."""
 
     delivery_id: int
     expected_attempts: int | None = None
     try_number: int = 1
     verify: bool = False
+    rate_limited_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -83,10 +85,15 @@ def send_batch(delivery_ids: Sequence[int]) -> dict[str, int]:
 
 
 def send_delivery(
-    delivery_id: int, expected_attempts: int | None = None, try_number: int = 1, verify: bool = False
+    delivery_id: int,
+    expected_attempts: int | None = None,
+    try_number: int = 1,
+    verify: bool = False,
+    rate_limited_since: str | None = None,
 ) -> dict[str, int]:
     """RQ job: one delivery (a first attempt, or a scheduled retry)."""
-    return run([Work(int(delivery_id), expected_attempts, try_number, verify)])
+    since = datetime.fromisoformat(rate_limited_since) if rate_limited_since else None
+    return run([Work(int(delivery_id), expected_attempts, try_number, verify, since)])
 
 
 def run(works: Sequence[Work]) -> dict[str, int]:
@@ -275,7 +282,7 @@ def _executor(size: int) -> ThreadPoolExecutor:
         return _pool
 
 
-def _attempt(app: Flask, claimed: Claimed, limiter: SendRateLimiter | None) -> Result:
+def _attempt(app: Flask, claimed: Claimed, limiter: SendRateLimiter) -> Result:
     """Runs in a pool thread: one look-up or create at Twilio, never a database write."""
     with app.app_context():
         try:
@@ -283,17 +290,27 @@ def _attempt(app: Flask, claimed: Claimed, limiter: SendRateLimiter | None) -> R
                 existing = find_existing(claimed.work.delivery_id, claimed.to, claimed.body, claimed.created_at)
                 if existing is not None:
                     return Result(message=existing, adopted=True)
-            if limiter is not None:
-                limiter.wait()
+            limiter.wait()
             return Result(message=send_sms(claimed.to, claimed.body, claimed.callback))
         except Exception as exc:  # classified by the job's thread
+            failure = classify(exc)
+            if failure is not None and failure.rate_limited and not isinstance(exc, SendPaused):
+                # Here, not in the job's thread: every other sender must hold off from now on.
+                limiter.slow_down(failure.retry_after)
             return Result(error=exc)
+
+
+def _backoff(config: Mapping[str, Any]) -> tuple[float, float]:
+    """SEND_RETRY_BASE_SECONDS and SEND_RETRY_MAX_SECONDS: the shape of the pause after a 429 and of
+    a rate-limited delivery's wait (the same settings as the retries' backoff in `_failed`)."""
+    return float(config.get("SEND_RETRY_BASE_SECONDS") or 1.0), float(config.get("SEND_RETRY_MAX_SECONDS") or 300.0)
 
 
 def _send_all(app: Flask, claimed: list[Claimed], counts: dict[str, int]) -> None:
     config = app.config
     rate = config.get("SEND_RATE_PER_SECOND")
-    limiter = SendRateLimiter(get_redis(app), float(rate)) if rate else None
+    base, cap = _backoff(config)
+    limiter = SendRateLimiter(get_redis(app), float(rate) if rate else None, backoff_base=base, backoff_cap=cap)
     pool = _executor(max(int(config.get("SEND_CONCURRENCY") or 1), 1))
     futures: dict[Future[Result], Claimed] = {pool.submit(_attempt, app, c, limiter): c for c in claimed}
     pending = set(futures)
@@ -330,6 +347,7 @@ class RetryPlan:
     try_number: int
     verify: bool
     delay: float
+    rate_limited_since: datetime | None = None
 
 
 def _record(
@@ -405,6 +423,8 @@ def _apply_waiting_callbacks(accepted: list[tuple[int, str]]) -> None:
 
 
 def _failed(claimed: Claimed, failure: SendFailure, counts: dict[str, int]) -> RetryPlan | None:
+    if failure.rate_limited:
+        return _rate_limited(claimed, failure, counts)
     config = current_app.config
     delivery_id = claimed.work.delivery_id
     budget = max_tries(config)
@@ -453,6 +473,52 @@ def _failed(claimed: Claimed, failure: SendFailure, counts: dict[str, int]) -> R
     return None
 
 
+def _rate_limited(claimed: Claimed, failure: SendFailure, counts: dict[str, int]) -> RetryPlan | None:
+    """Twilio said "slow down" (or sending is paused because it did): nothing is wrong with the
+    message, so the delivery waits for the pause to end and goes again at the same try, its try
+    budget untouched. Only when 429s have held this try for SEND_RATE_LIMIT_GIVE_UP_SECONDS
+    (Twilio's own queue keeps a message 10 hours) does it fail, saying so."""
+    config = current_app.config
+    delivery_id = claimed.work.delivery_id
+    now = utcnow()
+    since = claimed.work.rate_limited_since or now
+    window = float(config["SEND_RATE_LIMIT_GIVE_UP_SECONDS"])
+    if (now - since).total_seconds() >= window:
+        apply_status(
+            delivery_id,
+            "failed",
+            source="job",
+            error_code=failure.code,
+            error_message=failure.reason,
+            detail=rate_limit_gave_up((now - since).total_seconds()),
+            dedupe=False,
+            payload={"attempt": claimed.attempts, "retryable": True, "rate_limited_since": since.isoformat()},
+        )
+        _bump(counts, "failed")
+        return None
+    delay = resume_delay(pause_remaining(get_redis()), *_backoff(config))
+    try_number, budget = claimed.work.try_number, max_tries(config)
+    record_event(
+        delivery_id,
+        "retry",
+        source="job",
+        error_code=failure.code,
+        detail=f"{failure.reason}; attempt {try_number} of {budget} waits, not counted as a try, "
+        f"and goes again in {delay:.1f} s",
+        payload={
+            "may_have_reached_twilio": False,
+            "retry_at": (now + timedelta(seconds=delay)).isoformat(),
+            "next_try": try_number,
+            "max_tries": budget,
+            "reason": failure.reason,
+            "rate_limited": True,
+            "give_up_at": (since + timedelta(seconds=window)).isoformat(),
+        },
+    )
+    _bump(counts, "rate_limited")
+    return RetryPlan(delivery_id, claimed.attempts, try_number, claimed.work.verify, delay, since)
+
+
 def _schedule(retries: list[RetryPlan]) -> None:
     """Put committed retries on Redis in one round trip. If Redis is gone, the deliveries stay
     `sending` and the stuck-work recovery picks them up (it looks at Twilio before re-sending)."""
@@ -467,6 +533,7 @@ def _schedule(retries: list[RetryPlan]) -> None:
                     try_number=plan.try_number,
                     verify=plan.verify,
                     delay=plan.delay,
+                    rate_limited_since=plan.rate_limited_since,
                     pipeline=pipe,
                 )
             pipe.execute()

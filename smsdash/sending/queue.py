@@ -170,13 +170,16 @@ def schedule_retry(
     try_number: int,
     verify: bool,
     delay: float,
+    rate_limited_since: datetime | None = None,
     pipeline: redis.client.Pipeline | None = None,
 ) -> None:
     """Schedule attempt `try_number` of a delivery whose `attempts` counter stands at `attempts`.
 
     The job id names the attempt, so the same retry scheduled twice is one job; the worker's
-    scheduler moves it to the queue when it falls due (`worker --burst` waits for it)."""
+    scheduler moves it to the queue when it falls due (`worker --burst` waits for it). A delivery
+    waiting out 429s carries when they began (`rate_limited_since`), for its give-up window."""
     queue = get_queue()
+    since = {"rate_limited_since": rate_limited_since.isoformat()} if rate_limited_since else {}
     queue.enqueue_in(
         timedelta(seconds=delay),
         SEND_DELIVERY,
@@ -184,6 +187,7 @@ def schedule_retry(
         expected_attempts=attempts,
         try_number=try_number,
         verify=verify,
+        **since,
         job_id=retry_job_id(delivery_id, attempts),
         job_timeout=batch_timeout(1),
         result_ttl=RESULT_TTL,

@@ -28,6 +28,7 @@ class Knobs:
     latency: float = 0.0  # added to every API request before it is answered
     error_500_rate: float = 0.0  # share of requests answered 500 (code 20500)
     error_429_rate: float = 0.0  # share of requests answered 429 (code 20429)
+    retry_after: float = 0.0  # seconds a 429 answer's Retry-After header asks for; 0 sends no header
     error_scope: str = "create"  # "create": only Messages create errs; "all": every API call
     timeout_rate: float = 0.0  # share of creates accepted and recorded, then never answered
     timeout_mode: str = "hang"  # "hang": hold the connection open; "close": drop it at once
@@ -62,7 +63,14 @@ class Knobs:
                 raise KnobError(f"{name} must be between 0 and 1")
         if self.error_500_rate + self.error_429_rate > 1.0:
             raise KnobError("error_500_rate + error_429_rate must not exceed 1")
-        for name in ("latency", "hang_seconds", "callback_sent_delay", "callback_final_delay", "callback_jitter"):
+        for name in (
+            "latency",
+            "retry_after",
+            "hang_seconds",
+            "callback_sent_delay",
+            "callback_final_delay",
+            "callback_jitter",
+        ):
             if getattr(self, name) < 0:
                 raise KnobError(f"{name} must not be negative")
         if self.callback_repeat < 0:

@@ -285,7 +285,7 @@ class _Handler(BaseHTTPRequestHandler):
                 sim.hang_release.wait(knobs.hang_seconds)
             self._drop_connection()
             return
-        self._write(reply.status, reply.body)
+        self._write(reply.status, reply.body, _retry_after(knobs) if reply.status == 429 else {})
 
     def _answer(self, sim: Simulator, knobs: Knobs, request: ApiRequest) -> Reply:
         if not sim.authorized(self.headers.get("Authorization")):
@@ -306,12 +306,20 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def _write(self, status: int, body: Any) -> None:
+    def _write(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         if status == 401:
             self.send_header("WWW-Authenticate", 'Basic realm="Twilio API"')
         self.end_headers()
         self.wfile.write(data)
+
+
+def _retry_after(knobs: Knobs) -> dict[str, str]:
+    """The Retry-After header of a 429, as the `retry_after` knob asks (delta-seconds; a
+    fraction is allowed so tests need not wait whole seconds)."""
+    return {"Retry-After": f"{knobs.retry_after:g}"} if knobs.retry_after else {}

@@ -84,6 +84,11 @@ class RedirectingHttpClient(TwilioHttpClient):
     def _test_only_last_request(self, value: Any) -> None:
         self._thread_state().request = value
 
+    def last_response(self) -> Response | None:
+        """This thread's last response, headers included: the SDK's exceptions drop the headers
+        (a 429's Retry-After), so `send_sms` reads them here."""
+        return self._test_only_last_response
+
     def rewrite(self, url: str) -> str:
         """Point a Twilio API URL at the configured base, keeping its path and query."""
         if self.base is None:

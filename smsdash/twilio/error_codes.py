@@ -42,7 +42,9 @@ _CATALOGUE: dict[int, tuple[str, bool, str]] = {
     20429: (
         "Too many requests to Twilio at once.",
         True,
-        "Nothing to do: the send is retried with backoff. Lower SEND_CONCURRENCY if it keeps happening.",
+        "Nothing to do at first: sending slows down and the message waits its turn, without using up its"
+        " attempts, for up to SEND_RATE_LIMIT_GIVE_UP_SECONDS (10 hours); after that it fails and Retry sends"
+        " it again. Lower SEND_CONCURRENCY, or set SEND_RATE_PER_SECOND, if it keeps happening.",
     ),
     20500: ("Twilio had an internal error.", True, "Nothing to do: the send is retried."),
     20503: ("Twilio was temporarily unavailable.", True, "Nothing to do: the send is retried."),

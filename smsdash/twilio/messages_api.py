@@ -10,9 +10,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import current_app
+from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.rest.api.v2010.account.message import MessageInstance
 
-from smsdash.twilio.client import get_client
+from smsdash.twilio.client import RedirectingHttpClient, get_client
+from smsdash.twilio.too_many_requests import TooManyRequests, parse_retry_after
 
 
 def sender_identity(config: Mapping[str, Any] | None = None) -> str:
@@ -27,9 +29,10 @@ def send_sms(to: str, body: str, status_callback: str | None) -> MessageInstance
     """Create one outbound message at Twilio and return Twilio's answer.
 
     A Messaging Service, when configured, picks the sender itself (and holds the account's
-    opt-out handling), so it wins over TWILIO_FROM_NUMBER. Raises the SDK's exceptions unchanged
-    (TwilioRestException, TwilioServiceException, requests' timeouts): classifying them is the
-    send job's business.
+    opt-out handling), so it wins over TWILIO_FROM_NUMBER. Raises the SDK's exceptions
+    (TwilioRestException, TwilioServiceException, requests' timeouts) unchanged but for a 429,
+    raised as TooManyRequests with the Retry-After the SDK drops: classifying them is the send
+    job's business.
     """
     config = current_app.config
     service_sid = config.get("TWILIO_MESSAGING_SERVICE_SID") or ""
@@ -39,4 +42,12 @@ def send_sms(to: str, body: str, status_callback: str | None) -> MessageInstance
     # Messages take no StatusCallbackMethod (neither the API spec nor the SDK has one):
     # Twilio always POSTs message status callbacks, which is what the webhook expects.
     extra = {"status_callback": status_callback} if status_callback else {}
-    return get_client().messages.create(to=to, body=body, **sender, **extra)
+    client = get_client()
+    try:
+        return client.messages.create(to=to, body=body, **sender, **extra)
+    except (TwilioRestException, TwilioServiceException) as exc:
+        if exc.status != 429:
+            raise
+        http = client.http_client
+        response = http.last_response() if isinstance(http, RedirectingHttpClient) else None
+        raise TooManyRequests(exc, parse_retry_after(response.headers if response else None)) from exc

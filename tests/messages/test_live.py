@@ -239,16 +239,16 @@ def test_a_send_waiting_out_a_backoff_says_so_until_it_moves_on(
         waiting, other = db.session.scalars(
             select(Delivery.id).where(Delivery.message_id == mid).order_by(Delivery.id)
         ).all()
-    simulator.set_knobs(error_429_rate=1.0)
+    simulator.set_knobs(error_500_rate=1.0)
     with twilio_app.app_context():
-        send_job.send_delivery(other)  # claimed: `sending`, then the 429's retry event
+        send_job.send_delivery(other)  # claimed: `sending`, then the 500's retry event
     page = LivePage(logged_in, f"/messages/{mid}")
     cell = _row(page.html, other)
     assert 'data-status="sending"' in cell
     assert re.search(
         r"waiting to retry: attempt 2 of 4, due at <time datetime=\"[^\"]+\">\d\d:\d\d:\d\d\.\d UTC</time>", cell
     ), cell
-    assert "Too many requests to Twilio at once." in cell
+    assert "Twilio had an internal error." in cell
     assert "waiting to retry" not in _row(page.html, waiting)  # still queued
 
     with twilio_app.app_context():  # the same, live: the retry event alone wakes the poll
@@ -257,9 +257,9 @@ def test_a_send_waiting_out_a_backoff_says_so_until_it_moves_on(
     status_cell = body.split(f'<div id="st-{waiting}" class="status-cell" hx-swap-oob="innerHTML">')[1].split("</div>")[
         0
     ]
-    assert "waiting to retry: attempt 2 of 4" in status_cell and "Too many requests" in status_cell
+    assert "waiting to retry: attempt 2 of 4" in status_cell and "Twilio had an internal error." in status_cell
 
-    simulator.set_knobs(error_429_rate=0.0)
+    simulator.set_knobs(error_500_rate=0.0)
     with twilio_app.app_context():  # the scheduled retry runs: sent, and the note goes
         send_job.send_delivery(waiting, expected_attempts=1, try_number=2)
     body = page.poll().get_data(as_text=True)

@@ -311,15 +311,15 @@ def test_a_timeout_through_a_smart_encoding_service_adopts_the_rewritten_body_in
 def test_transient_errors_give_up_after_max_attempts_and_retry_button_starts_over(
     send_app: Flask, simulator: Simulator
 ) -> None:
-    simulator.set_knobs(error_429_rate=1.0)
+    simulator.set_knobs(error_500_rate=1.0)
     compose(send_app, ALICE)
     burst(send_app)
     (delivery,) = deliveries(send_app)
-    assert (delivery.status, delivery.attempts, delivery.error_code) == ("failed", 3, 20429)
+    assert (delivery.status, delivery.attempts, delivery.error_code) == ("failed", 3, 20500)
     assert event_types(send_app, delivery.id) == ["sending", "retry", "sending", "retry", "sending", "failed"]
     assert retry.can_retry(delivery)
 
-    simulator.set_knobs(error_429_rate=0.0)
+    simulator.set_knobs(error_500_rate=0.0)
     with send_app.app_context():
         assert retry.retry_delivery(delivery.id) is True
     burst(send_app)

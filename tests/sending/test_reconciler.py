@@ -295,10 +295,10 @@ def test_stuck_delivery_twilio_never_saw_is_sent_again_once(twilio_app: Flask, s
 def test_a_resend_after_an_operator_retry_gets_the_rest_of_its_rounds_tries(
     twilio_app: Flask, simulator: Simulator
 ) -> None:
-    # Round one spends all 3 tries on 429s; the operator's Retry starts round two, whose first
+    # Round one spends all 3 tries on 500s; the operator's Retry starts round two, whose first
     # try dies mid-send. `attempts` is 4 by then, but the re-send is try 2 of 3, not 5 of 3.
     twilio_app.config.update(SEND_MAX_ATTEMPTS=3, SEND_RETRY_BASE_SECONDS=0.05, SEND_RETRY_MAX_SECONDS=0.2)
-    simulator.set_knobs(error_429_rate=1.0)
+    simulator.set_knobs(error_500_rate=1.0)
     _send(twilio_app, [DELIVERED_TO])
     run_worker(twilio_app, burst=True)
     with twilio_app.app_context():
@@ -309,7 +309,7 @@ def test_a_resend_after_an_operator_retry_gets_the_rest_of_its_rounds_tries(
 
     report = reconcile(twilio_app)
     assert [(c.delivery_id, c.after) for c in report.changes] == [(delivery_id, "enqueued again")]
-    run_worker(twilio_app, burst=True)  # still 429: the round's last two tries, then it gives up
+    run_worker(twilio_app, burst=True)  # still 500: the round's last two tries, then it gives up
 
     details = _job_details_after_recovery(twilio_app, delivery_id)
     assert [kind for kind, _ in details] == ["sending", "retry", "sending", "failed"], details

@@ -277,6 +277,19 @@ def test_error_rate_knobs(sdk: Client, simulator: Simulator, knob: str, status: 
         sdk.api.v2010.accounts(simulator.account_sid).fetch()
 
 
+def test_retry_after_knob_sets_the_header_of_429_answers_only(simulator: Simulator) -> None:
+    url = f"{simulator.base_url}/2010-04-01/Accounts/{simulator.account_sid}/Messages.json"
+    form = {"To": OK_TO, "From": simulator.from_number, "Body": "hello"}
+    auth = (simulator.account_sid, simulator.auth_token)
+    simulator.set_knobs(error_429_rate=1.0)
+    assert "Retry-After" not in requests.post(url, data=form, auth=auth, timeout=5).headers  # 0: no header
+    simulator.set_knobs(retry_after=1.5)
+    answer = requests.post(url, data=form, auth=auth, timeout=5)
+    assert (answer.status_code, answer.headers["Retry-After"]) == (429, "1.5")
+    simulator.set_knobs(error_429_rate=0.0, error_500_rate=1.0)
+    assert "Retry-After" not in requests.post(url, data=form, auth=auth, timeout=5).headers
+
+
 def test_error_rate_is_a_share_of_requests(sdk: Client, simulator: Simulator) -> None:
     simulator.set_knobs(error_429_rate=0.5, seed=7)
     outcomes = []
