@@ -7,6 +7,7 @@ re-checked against the same rows, and the file is never held in memory or in the
 
 from __future__ import annotations
 
+import glob
 import re
 import secrets
 from pathlib import Path
@@ -42,6 +43,8 @@ def path_for(token: str) -> Path | None:
 
 
 def discard(token: str) -> None:
+    """Forget an upload (sent, or replaced by another file) and what was kept beside it."""
     path = path_for(token)
     if path is not None:
-        path.unlink(missing_ok=True)
+        for kept in path.parent.glob(f"{glob.escape(path.name)}*"):
+            kept.unlink(missing_ok=True)

@@ -12,7 +12,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from openpyxl import Workbook
 from sqlalchemy import func, select
+from werkzeug.datastructures import FileStorage
 
+from smsdash.compose import checked_rows, uploads
 from smsdash.compose.spreadsheet import SpreadsheetError, read_sheet
 from smsdash.extensions import db
 from smsdash.models import Delivery, Message
@@ -188,3 +190,28 @@ def test_cli_sends_a_spreadsheet_and_refuses_a_bad_one(app: Flask, runner: Any, 
     result = runner.invoke(args=["sms", "send", "--csv", str(good), "--body", BODY])
     assert result.exit_code == 0, result.output
     assert _counts(app) == (1, 2)
+
+
+def test_the_confirm_sends_the_rows_checked_at_upload_without_reading_the_file_again(
+    app: Flask, logged_in: FlaskClient
+) -> None:
+    html = _post(logged_in, body=BODY, file=(io.BytesIO(GOOD.encode()), "staff.csv")).get_data(as_text=True)
+    token = html.split('name="sheet" type="hidden" value="')[1].split('"')[0]
+    (Path(app.instance_path) / "uploads" / token).write_bytes(b"")  # read again, it would be "empty"
+    edited = BODY.replace("Hi", "Hello")
+    rechecked = _post(logged_in, body=edited, sheet=token, sheet_name="staff.csv")
+    assert rechecked.status_code == 200 and "Hello Ada, your shift at Leeds" in rechecked.get_data(as_text=True)
+    sent = _post(logged_in, body=edited, sheet=token, sheet_name="staff.csv", send="2")
+    assert sent.status_code == 302 and _counts(app) == (1, 2)
+
+
+def test_a_rows_record_from_another_region_or_unreadable_is_rebuilt_from_the_upload(app: Flask) -> None:
+    with app.app_context():
+        token, _ = uploads.keep(FileStorage(io.BytesIO(b"phone,site\n07911 123456\n"), "staff.csv"))
+        path = uploads.path_for(token)
+        assert path is not None
+        assert [line for line, _ in checked_rows.rows_for(token, path, "US").errors] == [2]  # not a US number
+        assert [r.to_number for r in checked_rows.rows_for(token, path, "GB").recipients] == ["+447911123456"]
+        record = path.with_name(path.name + checked_rows.SUFFIX)
+        record.write_text("{not json")
+        assert [r.to_number for r in checked_rows.rows_for(token, path, "GB").recipients] == ["+447911123456"]
