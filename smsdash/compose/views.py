@@ -282,22 +282,28 @@ def spreadsheet() -> str | Response:
     except SpreadsheetError as exc:
         form.file.errors.append(f"{exc}.")
         return _sheet_page(form, None, status=422)
-    texts = check_sheet(sheet, form.body.data or "").texts
+    body = form.body.data or ""
+    refused: list[str] = []
+    if not sheet.errors and request.form.get("send") == str(len(sheet.recipients)):
+        # The confirm: compose_message renders and refuses exactly as check_sheet would, so the
+        # rows are rendered once here, and checked for the page only if the send is refused.
+        try:
+            message = compose_message(body, sheet.recipients, author_id=current_user.id)
+        except ComposeRefused as exc:
+            refused = exc.problems
+        else:
+            uploads.discard(form.sheet.data or "")
+            note = waiting_for_redis_note(message.id)
+            if note:
+                flash(note, "warning")
+            return redirect(url_for("messages.show", message_id=message.id))
+    texts = check_sheet(sheet, body).texts
     # Bad rows are listed by line already; the body's own problems (syntax, empty) always show.
     problems = texts.problems() if texts is not None and (texts.syntax_error or not sheet.errors) else []
+    if refused and not sheet.errors and not problems:
+        problems = refused  # nothing a row shows: say what compose_message said
     form.body.errors.extend(problems)  # type: ignore[attr-defined]
-    if sheet.errors or problems or request.form.get("send") != str(len(sheet.recipients)):
-        return _sheet_page(form, sheet, status=422 if sheet.errors or problems else 200)
-    try:
-        message = compose_message(form.body.data or "", sheet.recipients, author_id=current_user.id)
-    except ComposeRefused as refused:
-        form.body.errors.extend(refused.problems)  # type: ignore[attr-defined]
-        return _sheet_page(form, sheet, status=422)
-    uploads.discard(form.sheet.data or "")
-    note = waiting_for_redis_note(message.id)
-    if note:
-        flash(note, "warning")
-    return redirect(url_for("messages.show", message_id=message.id))
+    return _sheet_page(form, sheet, status=422 if sheet.errors or problems else 200)
 
 
 def _region() -> str:

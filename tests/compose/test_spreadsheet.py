@@ -215,3 +215,12 @@ def test_a_rows_record_from_another_region_or_unreadable_is_rebuilt_from_the_upl
         record = path.with_name(path.name + checked_rows.SUFFIX)
         record.write_text("{not json")
         assert [r.to_number for r in checked_rows.rows_for(token, path, "GB").recipients] == ["+447911123456"]
+
+
+def test_a_confirm_whose_edited_body_a_row_cannot_fill_is_refused_by_line(app: Flask, logged_in: FlaskClient) -> None:
+    html = _post(logged_in, body=BODY, file=(io.BytesIO(GOOD.encode()), "staff.csv")).get_data(as_text=True)
+    token = html.split('name="sheet" type="hidden" value="')[1].split('"')[0]
+    refused = _post(logged_in, body="Hi {{name}} at {{time}}", sheet=token, sheet_name="staff.csv", send="2")
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "Line 3: no value for time, which the message uses" in page
+    assert "Hi {{name}} at {{time}}</textarea>" in page and _counts(app) == (0, 0)
