@@ -224,3 +224,36 @@ def test_a_confirm_whose_edited_body_a_row_cannot_fill_is_refused_by_line(app: F
     page = refused.get_data(as_text=True)
     assert refused.status_code == 422 and "Line 3: no value for time, which the message uses" in page
     assert "Hi {{name}} at {{time}}</textarea>" in page and _counts(app) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"", "The file is empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary data"),
+        (b"phone,site\n+14155550101,\x81\x8d\x8f\n", "neither UTF-8 nor Windows-1252"),
+        (b"name,site\nAda,Leeds\n", "No phone column"),
+    ],
+    ids=["empty", "binary", "encoding", "no-phone"],
+)
+def test_each_bad_file_is_named_on_the_page_keeping_the_body_and_sending_nothing(
+    app: Flask, logged_in: FlaskClient, content: bytes, words: str
+) -> None:
+    response = _post(logged_in, body=BODY, file=(io.BytesIO(content), "staff.csv"))
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and words in html and "Send to" not in html
+    assert f"{BODY}</textarea>" in html and _counts(app) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "prefix"), [("utf-8", b""), ("utf-8", b"\xef\xbb\xbf"), ("cp1252", b"")], ids=["utf8", "bom", "1252"]
+)
+def test_each_encoding_sends_its_text_as_written(
+    app: Flask, logged_in: FlaskClient, encoding: str, prefix: bytes
+) -> None:
+    content = prefix + "Phone,Site\n+14155550101,Café Zoë – north\n".encode(encoding)
+    html = _post(logged_in, body="At {{site}}", file=(io.BytesIO(content), "s.csv")).get_data(as_text=True)
+    token = html.split('name="sheet" type="hidden" value="')[1].split('"')[0]
+    assert _post(logged_in, body="At {{site}}", sheet=token, send="1").status_code == 302
+    with app.app_context():
+        assert db.session.scalars(select(Delivery.body)).all() == ["At Café Zoë – north"]
