@@ -7,8 +7,12 @@ takes a PostgreSQL server URL and uses a scratch database on it):
 - compose: seconds for `compose_message` to N contacts with one body, and with a body of three
   placeholders filled from each contact's name and fields (median of the rounds, run alternately).
   Bound: personalised < 2x plain.
-- spreadsheet: peak Python memory (tracemalloc) while `read_sheet` reads and checks an R-row CSV
-  and the same rows as XLSX. Bound: < 100 MB each.
+- spreadsheet: seconds and peak Python memory (tracemalloc) while `read_sheet` reads and checks
+  an R-row CSV and the same rows as XLSX. Bound: < 100 MB each.
+- the spreadsheet page, end to end through the app (a logged-in test client): the upload that
+  reads and checks the R rows, then the confirm that sends to all of them, CSV and XLSX. Bound:
+  each request < 30 s, gunicorn's default timeout for one web request (half of it, 15 s, is the
+  aim: the machine the page runs on may be slower than this one).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ PLAIN = "Your shift starts soon: please be on site ten minutes early. Reply STOP
 PERSONAL = "Hi {{first_name}}, your shift at {{site}} starts at {{time|9:00}}. Reply STOP to opt out."
 SHEET_BODY = "Hi {{name}}, your shift at {{site}} starts at {{time|9:00}}"
 MB = 1024 * 1024
+REQUEST_BOUND = 30.0  # seconds: gunicorn kills a worker whose request takes longer
+PASSWORD = "bench-password-1"
 
 
 def _app(db_url: str, instance: str):  # type: ignore[no-untyped-def]
@@ -110,6 +116,58 @@ def _read(app, path: Path) -> tuple[float, float, int]:  # type: ignore[no-untyp
     return elapsed, peak / MB, len(sheet.recipients)
 
 
+def _login(app):  # type: ignore[no-untyped-def]
+    from smsdash.extensions import db
+    from smsdash.models import User
+
+    with app.app_context():
+        user = User(email="bench@example.com")
+        user.set_password(PASSWORD)
+        db.session.add(user)
+        db.session.commit()
+    client = app.test_client()
+    response = client.post(
+        "/login", data={"email": "bench@example.com", "password": PASSWORD, "csrf_token": _csrf(client, "/login")}
+    )
+    assert response.status_code == 302, response.status_code
+    return client
+
+
+def _csrf(client, page: str) -> str:  # type: ignore[no-untyped-def]
+    html = client.get(page).get_data(as_text=True)
+    return html.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+
+
+def _page(app, client, path: Path) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """Seconds for the page's check (upload, read, check) and for its confirm (send to every row)."""
+    from smsdash.redis_conn import get_redis
+
+    url = "/messages/new/spreadsheet"
+    token = _csrf(client, url)
+    with path.open("rb") as stream:
+        start = time.perf_counter()
+        checked = client.post(
+            url,
+            data={"csrf_token": token, "body": SHEET_BODY, "file": (stream, path.name)},
+            content_type="multipart/form-data",
+        )
+        check = time.perf_counter() - start
+    html = checked.get_data(as_text=True)
+    assert checked.status_code == 200, html[:2000]
+    sheet = html.split('name="sheet" type="hidden" value="')[1].split('"')[0]
+    count = html.split('name="send" value="')[1].split('"')[0]
+    start = time.perf_counter()
+    sent = client.post(
+        url,
+        data={"csrf_token": token, "body": SHEET_BODY, "sheet": sheet, "sheet_name": path.name, "send": count},
+        content_type="multipart/form-data",
+    )
+    confirm = time.perf_counter() - start
+    assert sent.status_code == 302, sent.get_data(as_text=True)[:2000]
+    get_redis(app).flushdb()
+    return check, confirm
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipients", type=int, default=10_000)
@@ -143,6 +201,14 @@ def main() -> None:
                     f"peak {peak:.1f} MB (bound < 100 MB)"
                 )
                 verdicts.append(peak < 100)
+            client = _login(app)
+            for path in (csv_path, xlsx_path):
+                check, confirm = _page(app, client, path)
+                print(
+                    f"page, {args.rows} rows of {path.suffix}: check {check:.2f} s, confirm and send {confirm:.2f} s "
+                    f"(bound < {REQUEST_BOUND:.0f} s each)"
+                )
+                verdicts.append(max(check, confirm) < REQUEST_BOUND)
         finally:
             if args.pg:
                 drop_database(args.pg, "smsdash_bench_compose")

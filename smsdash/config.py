@@ -141,6 +141,8 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "LARGE_SEND_CONFIRM_THRESHOLD": _int(env, "LARGE_SEND_CONFIRM_THRESHOLD", 100),
         # Spreadsheet sends: the largest upload accepted (50,000 rows of a few columns is ~5 MB).
         "SPREADSHEET_MAX_BYTES": _int(env, "SPREADSHEET_MAX_BYTES", 20 * 1024 * 1024),
+        # An upload never confirmed (the operator walked away) is deleted once this old.
+        "SPREADSHEET_KEEP_HOURS": _float(env, "SPREADSHEET_KEEP_HOURS", 24.0),
         # The reconciler (reconciler.py): ages past which a non-final delivery is fetched from Twilio.
         "RECONCILE_SENT_AFTER_SECONDS": _float(env, "RECONCILE_SENT_AFTER_SECONDS", 600.0),
         "RECONCILE_PENDING_AFTER_SECONDS": _float(env, "RECONCILE_PENDING_AFTER_SECONDS", 120.0),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from flask import Flask
 
+from smsdash.compose.uploads import SWEEP_EVERY_SECONDS as UPLOADS_SWEEP_EVERY_SECONDS
+from smsdash.compose.uploads import sweep_stale as sweep_stale_uploads
 from smsdash.delivery.pending import sweep as sweep_pending
 from smsdash.sending.queue import SWEEP_EVERY_SECONDS, sweep_unenqueued
 from smsdash.sending.reconciler import interval_seconds, reconcile_periodic
@@ -22,3 +24,5 @@ def init_app(app: Flask) -> None:
     periodic.register(app, sweep_pending, seconds=SWEEP_EVERY_SECONDS)
     # Deliveries whose callbacks never came, and sends a dead worker left behind.
     periodic.register(app, reconcile_periodic, seconds=interval_seconds(app.config))
+    # Spreadsheets uploaded but never sent: deleted once SPREADSHEET_KEEP_HOURS old.
+    periodic.register(app, sweep_stale_uploads, seconds=UPLOADS_SWEEP_EVERY_SECONDS)

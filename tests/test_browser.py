@@ -569,7 +569,8 @@ def test_personalised_preview_shows_each_text_and_the_message_page_too(
     app: Flask, live: tuple[LiveServer, Simulator], browser_page: Any
 ) -> None:
     """Two contacts and a typed number, one body with {{first_name|there}}: the preview shows
-    three different texts as the operator types, and the message page shows what each got."""
+    three different texts as the operator types, and follows the typing without a reload; the
+    message page then shows what each got."""
     from playwright.sync_api import expect
 
     from smsdash.extensions import db
@@ -592,16 +593,20 @@ def test_personalised_preview_shows_each_text_and_the_message_page_too(
         page.get_by_label("Add contacts or groups").fill(name)
         page.locator("#picker .matches").get_by_label(name, exact=False).check()
     expect(page.locator("#recipient-summary")).to_contain_text("3 recipients")
-    page.get_by_label("Message", exact=True).fill(
-        "Hi {{first_name|there}}, your shift at {{ site | the depot }} is at 9."
+    page.evaluate("window.notReloaded = true")  # gone if anything below reloads the page
+    message = page.get_by_label("Message", exact=True)
+    message.press_sequentially("Hi {{first_name|there}},")
+    preview = page.locator("#preview .preview-body")
+    expect(preview).to_have_text(["Hi there,", "Hi Ada,", "Hi Grace,"])
+    message.press_sequentially(" your shift at {{ site | the depot }} is at 9.")
+    expect(preview).to_have_text(
+        [
+            "Hi there, your shift at the depot is at 9.",
+            "Hi Ada, your shift at Leeds is at 9.",
+            "Hi Grace, your shift at the depot is at 9.",
+        ]
     )
-    preview = page.locator("#preview")
-    for text in (
-        "Hi there, your shift at the depot is at 9.",
-        "Hi Ada, your shift at Leeds is at 9.",
-        "Hi Grace, your shift at the depot is at 9.",
-    ):
-        expect(preview).to_contain_text(text)
+    assert page.evaluate("window.notReloaded") is True
     expect(page.locator("#segment-counter")).to_contain_text("Longest text, for +14155550109")  # ties go to the first
     expect(page.locator("#segment-counter")).to_contain_text("3 segments in all")
     shots = os.environ.get("SCREENSHOT_DIR")
@@ -614,3 +619,100 @@ def test_personalised_preview_shows_each_text_and_the_message_page_too(
     expect(page.locator("tbody.delivery", has_text="+14155550109")).to_contain_text("Hi there, your shift at the depot")
     expect(page.locator("tbody.delivery", has_text="Ada Lovelace")).to_contain_text("Hi Ada, your shift at Leeds")
     expect(page.locator("tbody.delivery", has_text="Grace Hopper")).to_contain_text("Hi Grace, your shift at the depot")
+
+
+def test_every_personalisation_page_passes_axe(
+    app: Flask, live: tuple[LiveServer, Simulator], browser_page: Any
+) -> None:
+    """axe-core on the pages personalisation added, each empty and filled: contact fields, the
+    templates list (in use and archived), a new template refused then previewed, a template's
+    edit form, compose started from a template with its live preview and a missing field named,
+    and the spreadsheet page (empty, a file refused, bad rows listed, then the rows ready to send)."""
+    from playwright.sync_api import expect
+
+    from smsdash.extensions import db
+    from smsdash.models import Contact, ContactField
+
+    with app.app_context():
+        db.session.add_all(
+            [
+                Contact(name="Ada Lovelace", phone="+14155550101", fields=[ContactField(name="site", value="Leeds")]),
+                Contact(name="Grace Hopper", phone="+14155550102"),
+            ]
+        )
+        db.session.commit()
+    server, _ = live
+    page = browser_page
+    check = _assert_accessible
+    _log_in(page, server)
+
+    page.goto(server.url + "/contacts/fields")
+    expect(page.locator("main")).to_contain_text("site")
+    check(page, "the contact fields page")
+
+    page.goto(server.url + "/templates")
+    expect(page.locator(".empty")).to_contain_text("No templates yet")
+    check(page, "the templates list, empty")
+    page.goto(server.url + "/templates/new")
+    check(page, "the new-template form")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".field-error").first).to_be_visible()
+    check(page, "the new-template form with its errors")
+    page.get_by_label("Name").fill("Shift reminder")
+    page.get_by_label("Message", exact=True).fill("Hi {{first_name|there}}, your shift at {{site}} is at 9.")
+    expect(page.locator("#preview")).to_contain_text("Hi Ada, your shift at Leeds is at 9.")
+    check(page, "the new-template form with its live preview")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("link", name="Shift reminder", exact=True)).to_be_visible()
+    check(page, "the templates list")
+    page.get_by_role("link", name="Shift reminder", exact=True).click()
+    expect(page.get_by_label("Name")).to_have_value("Shift reminder")
+    check(page, "a template's edit form")
+    page.goto(server.url + "/templates")
+    page.get_by_role("button", name="Duplicate").first.click()
+    page.goto(server.url + "/templates")
+    page.get_by_role("button", name="Archive").last.click()  # the copy
+    page.goto(server.url + "/templates?archived=1")
+    expect(page.get_by_role("button", name="Restore").first).to_be_visible()
+    check(page, "the archived templates")
+
+    page.goto(server.url + "/messages/new")
+    expect(page.get_by_label("Use a template")).to_be_visible()
+    check(page, "the compose page with its template picker")
+    page.get_by_label("Use a template").select_option(label="Shift reminder")
+    page.get_by_role("button", name="Use").click()
+    expect(page.get_by_label("Message", exact=True)).to_have_value(
+        "Hi {{first_name|there}}, your shift at {{site}} is at 9."
+    )
+    for name in ("Ada", "Grace"):
+        page.get_by_label("Add contacts or groups").fill(name)
+        page.locator("#picker .matches").get_by_label(name, exact=False).check()
+    expect(page.locator("#preview")).to_contain_text("Hi Ada, your shift at Leeds is at 9.")
+    expect(page.locator("#preview .missing-fields")).to_contain_text("Grace Hopper")
+    check(page, "the compose page from a template, its preview naming a missing field")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#body-error")).to_contain_text("no site")
+    check(page, "the compose page refusing a recipient with no site")
+
+    sheet_page = server.url + "/messages/new/spreadsheet"
+    page.goto(sheet_page)
+    check(page, "the spreadsheet page, empty")
+    body = page.get_by_label("Message", exact=True)
+    body.fill("Hi {{name}}, your shift at {{site}} is at 9.")
+    upload = page.get_by_label("Spreadsheet (.csv or .xlsx)")
+    upload.set_input_files(files=[{"name": "s.csv", "mimeType": "text/csv", "buffer": b"name,site\nAda,Leeds\n"}])
+    page.get_by_role("button", name="Check the spreadsheet").click()
+    expect(page.locator("#file-error")).to_contain_text("No phone column")
+    check(page, "the spreadsheet page refusing a file")
+    bad = b"name,phone,site\nAda,+14155550101,Leeds\nBob,12ab,York\nCy,+14155550103,\n"
+    upload.set_input_files(files=[{"name": "s.csv", "mimeType": "text/csv", "buffer": bad}])
+    page.get_by_role("button", name="Check the spreadsheet").click()
+    expect(page.locator(".row-errors")).to_contain_text("Line 3: 12ab: not a phone number")
+    check(page, "the spreadsheet page listing bad rows")
+    good = b"name,phone,site\nAda,+14155550101,Leeds\nBob,+14155550102,York\nAda,+14155550101,Leeds\n"
+    upload.set_input_files(files=[{"name": "s.csv", "mimeType": "text/csv", "buffer": good}])
+    page.get_by_role("button", name="Check the spreadsheet").click()
+    expect(page.get_by_role("button", name="Send to 2 recipients")).to_be_visible()
+    expect(page.locator(".row-duplicates")).to_contain_text("Line 4")
+    expect(page.locator("#preview")).to_contain_text("Hi Bob, your shift at York is at 9.")
+    check(page, "the spreadsheet page, rows read and ready to send")

@@ -50,12 +50,18 @@ class Sheet:
 
 def read_sheet(stream: IO[bytes], filename: str, body: str, region: str) -> Sheet:
     """Read every row of `stream` and check it against `body`; raises SpreadsheetError."""
+    return check_sheet(read_rows(stream, filename, region), body)
+
+
+def read_rows(stream: IO[bytes], filename: str, region: str) -> Sheet:
+    """Read every row of `stream` and check each number, which no body changes: the costly half
+    of a check, done once per upload (see compose/checked_rows.py); raises SpreadsheetError."""
     head = stream.read(4096)
     stream.seek(0)
     if not head.strip():
         raise SpreadsheetError("The file is empty: it needs a first row naming the columns, then a row per person")
     if head.startswith(b"PK\x03\x04"):
-        return _check(_collect(_xlsx_rows(stream), region), body)
+        return _collect(_xlsx_rows(stream), region)
     if filename.lower().endswith((".xlsx", ".xlsm")):
         raise SpreadsheetError("The file is named .xlsx but is not an Excel workbook; save it again from Excel")
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -72,7 +78,7 @@ def read_sheet(stream: IO[bytes], filename: str, body: str, region: str) -> Shee
         finally:
             text.detach()  # the caller owns the stream
         sheet.encoding = encoding
-        return _check(sheet, body)
+        return sheet
     raise SpreadsheetError("The file is neither UTF-8 nor Windows-1252 text; save it as “CSV UTF-8” and try again")
 
 
@@ -131,6 +137,8 @@ def _collect(rows: Iterator[tuple[int, list[str]]], region: str) -> Sheet:
     """The header, then each row: a recipient with the row's values, or a bad line with its reason."""
     sheet = Sheet()
     seen: dict[str, int] = {}
+    # Each distinct number as written is checked once: a sheet lists the same people many times.
+    checked: dict[str, str | InvalidNumber] = {}
     phone_at = -1
     for line, cells in rows:
         if not any(c.strip() for c in cells):
@@ -143,10 +151,14 @@ def _collect(rows: Iterator[tuple[int, list[str]]], region: str) -> Sheet:
         if len(sheet.sample) < SAMPLE_ROWS:
             sheet.sample.append((line, cells))
         raw = cells[phone_at].strip() if phone_at < len(cells) else ""
-        try:
-            phone = normalize(raw, region)
-        except InvalidNumber as exc:
-            sheet.errors.append((line, f"{raw or 'the phone'}: {exc.reason}"))
+        phone = checked.get(raw)
+        if phone is None:
+            try:
+                phone = checked[raw] = normalize(raw, region)
+            except InvalidNumber as exc:
+                phone = checked[raw] = exc
+        if isinstance(phone, InvalidNumber):
+            sheet.errors.append((line, f"{raw or 'the phone'}: {phone.reason}"))
             continue
         if phone in seen:
             sheet.duplicates.append((line, f"{phone} is already on line {seen[phone]}; this row is skipped"))
@@ -164,8 +176,10 @@ def _collect(rows: Iterator[tuple[int, list[str]]], region: str) -> Sheet:
     return sheet
 
 
-def _check(sheet: Sheet, body: str) -> Sheet:
-    """Each row's text: a row missing a value the body needs, or too long, is a bad line."""
+def check_sheet(sheet: Sheet, body: str) -> Sheet:
+    """Each row's text: a row missing a value the body needs, or too long, is a bad line.
+
+    Adds to `sheet` (its errors and texts): call it once per Sheet that read_rows returned."""
     try:
         template = parse(body)
     except PlaceholderSyntaxError:

@@ -7,12 +7,20 @@ re-checked against the same rows, and the file is never held in memory or in the
 
 from __future__ import annotations
 
+import glob
+import logging
 import re
 import secrets
+import time
 from pathlib import Path
 
 from flask import current_app
 from werkzeug.datastructures import FileStorage
+
+log = logging.getLogger(__name__)
+
+# How often the worker looks for uploads to delete (smsdash/schedule.py).
+SWEEP_EVERY_SECONDS = 3600
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{22,64}\.(csv|xlsx|txt)")
 
@@ -42,6 +50,33 @@ def path_for(token: str) -> Path | None:
 
 
 def discard(token: str) -> None:
+    """Forget an upload (sent, or replaced by another file) and what was kept beside it."""
     path = path_for(token)
     if path is not None:
-        path.unlink(missing_ok=True)
+        for kept in path.parent.glob(f"{glob.escape(path.name)}*"):
+            kept.unlink(missing_ok=True)
+
+
+def sweep_stale() -> int:
+    """Periodic task: delete uploads older than SPREADSHEET_KEEP_HOURS, and what was kept beside
+    them; the number of files deleted.
+
+    An upload is kept until its send is confirmed, so one checked and then abandoned (or whose
+    check the operator never finished) would stay on disk for ever, holding a spreadsheet of
+    people's numbers. Age is the file's last write: a file re-checked recently is kept."""
+    cutoff = time.time() - float(current_app.config["SPREADSHEET_KEEP_HOURS"]) * 3600
+    deleted = 0
+    for path in _folder().iterdir():
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                deleted += 1
+        except FileNotFoundError:  # confirmed (and discarded) by a request meanwhile
+            continue
+    if deleted:
+        log.info(
+            "spreadsheet uploads: deleted %d files older than %s hours",
+            deleted,
+            current_app.config["SPREADSHEET_KEEP_HOURS"],
+        )
+    return deleted

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 # A field name as stored: lower_snake_case, starting with a letter. `field_key` makes one of these
 # out of a spreadsheet header, and a placeholder's name is read the same way, so "{{First Name}}"
@@ -51,7 +52,7 @@ class Template:
         """Every field the body uses, in order of first use."""
         return list(dict.fromkeys(p.field for p in self.parts if isinstance(p, Placeholder)))
 
-    @property
+    @cached_property  # asked once per recipient: 50,000 times for a big spreadsheet
     def required(self) -> list[str]:
         """The fields used at least once with no fallback: a recipient without one cannot be sent."""
         return list(dict.fromkeys(p.field for p in self.parts if isinstance(p, Placeholder) and p.fallback is None))

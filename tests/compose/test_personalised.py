@@ -130,3 +130,19 @@ def test_cli_send_refuses_what_the_page_refuses(app: Flask, runner: object) -> N
     assert bad.exit_code != 0 and "line 1, column 4" in bad.output
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Message)) == 0
+
+
+def test_the_page_refuses_a_text_rendered_past_1600_characters_naming_the_recipient(
+    app: Flask, logged_in: FlaskClient
+) -> None:
+    ids = _contacts(app)
+    with app.app_context():
+        db.session.add(ContactField(contact_id=ids[0], name="note", value="x" * 1600))
+        db.session.commit()
+    response = logged_in.post("/messages/new", data=_form(logged_in, "Note: {{note|none}}", ids))
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "text would be longer than the 1600 characters Twilio accepts: Ada Lovelace (1606 characters)" in html
+    assert "Note: {{note|none}}</textarea>" in html
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Message)) == 0

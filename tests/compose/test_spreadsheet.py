@@ -12,7 +12,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from openpyxl import Workbook
 from sqlalchemy import func, select
+from werkzeug.datastructures import FileStorage
 
+from smsdash.compose import checked_rows, uploads
 from smsdash.compose.spreadsheet import SpreadsheetError, read_sheet
 from smsdash.extensions import db
 from smsdash.models import Delivery, Message
@@ -188,3 +190,70 @@ def test_cli_sends_a_spreadsheet_and_refuses_a_bad_one(app: Flask, runner: Any, 
     result = runner.invoke(args=["sms", "send", "--csv", str(good), "--body", BODY])
     assert result.exit_code == 0, result.output
     assert _counts(app) == (1, 2)
+
+
+def test_the_confirm_sends_the_rows_checked_at_upload_without_reading_the_file_again(
+    app: Flask, logged_in: FlaskClient
+) -> None:
+    html = _post(logged_in, body=BODY, file=(io.BytesIO(GOOD.encode()), "staff.csv")).get_data(as_text=True)
+    token = html.split('name="sheet" type="hidden" value="')[1].split('"')[0]
+    (Path(app.instance_path) / "uploads" / token).write_bytes(b"")  # read again, it would be "empty"
+    edited = BODY.replace("Hi", "Hello")
+    rechecked = _post(logged_in, body=edited, sheet=token, sheet_name="staff.csv")
+    assert rechecked.status_code == 200 and "Hello Ada, your shift at Leeds" in rechecked.get_data(as_text=True)
+    sent = _post(logged_in, body=edited, sheet=token, sheet_name="staff.csv", send="2")
+    assert sent.status_code == 302 and _counts(app) == (1, 2)
+
+
+def test_a_rows_record_from_another_region_or_unreadable_is_rebuilt_from_the_upload(app: Flask) -> None:
+    with app.app_context():
+        token, _ = uploads.keep(FileStorage(io.BytesIO(b"phone,site\n07911 123456\n"), "staff.csv"))
+        path = uploads.path_for(token)
+        assert path is not None
+        assert [line for line, _ in checked_rows.rows_for(token, path, "US").errors] == [2]  # not a US number
+        assert [r.to_number for r in checked_rows.rows_for(token, path, "GB").recipients] == ["+447911123456"]
+        record = path.with_name(path.name + checked_rows.SUFFIX)
+        record.write_text("{not json")
+        assert [r.to_number for r in checked_rows.rows_for(token, path, "GB").recipients] == ["+447911123456"]
+
+
+def test_a_confirm_whose_edited_body_a_row_cannot_fill_is_refused_by_line(app: Flask, logged_in: FlaskClient) -> None:
+    html = _post(logged_in, body=BODY, file=(io.BytesIO(GOOD.encode()), "staff.csv")).get_data(as_text=True)
+    token = html.split('name="sheet" type="hidden" value="')[1].split('"')[0]
+    refused = _post(logged_in, body="Hi {{name}} at {{time}}", sheet=token, sheet_name="staff.csv", send="2")
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "Line 3: no value for time, which the message uses" in page
+    assert "Hi {{name}} at {{time}}</textarea>" in page and _counts(app) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"", "The file is empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary data"),
+        (b"phone,site\n+14155550101,\x81\x8d\x8f\n", "neither UTF-8 nor Windows-1252"),
+        (b"name,site\nAda,Leeds\n", "No phone column"),
+    ],
+    ids=["empty", "binary", "encoding", "no-phone"],
+)
+def test_each_bad_file_is_named_on_the_page_keeping_the_body_and_sending_nothing(
+    app: Flask, logged_in: FlaskClient, content: bytes, words: str
+) -> None:
+    response = _post(logged_in, body=BODY, file=(io.BytesIO(content), "staff.csv"))
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and words in html and "Send to" not in html
+    assert f"{BODY}</textarea>" in html and _counts(app) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "prefix"), [("utf-8", b""), ("utf-8", b"\xef\xbb\xbf"), ("cp1252", b"")], ids=["utf8", "bom", "1252"]
+)
+def test_each_encoding_sends_its_text_as_written(
+    app: Flask, logged_in: FlaskClient, encoding: str, prefix: bytes
+) -> None:
+    content = prefix + "Phone,Site\n+14155550101,Café Zoë – north\n".encode(encoding)
+    html = _post(logged_in, body="At {{site}}", file=(io.BytesIO(content), "s.csv")).get_data(as_text=True)
+    token = html.split('name="sheet" type="hidden" value="')[1].split('"')[0]
+    assert _post(logged_in, body="At {{site}}", sheet=token, send="1").status_code == 302
+    with app.app_context():
+        assert db.session.scalars(select(Delivery.body)).all() == ["At Café Zoë – north"]
