@@ -6,10 +6,12 @@ undelivered, failed, canceled) is never left, except that `read` may follow `del
 The move is one conditional UPDATE, so concurrent callbacks for one delivery cannot race:
 the database decides which of them wins, and the loser changes nothing.
 
-One final status is only our guess: `failed` or `canceled` set before Twilio ever answered (no
-SID), when an attempt that timed out may have reached Twilio anyway (the job then gave up, or
-canceled the retry for a STOP). The first observation that carries the message's SID proves
-Twilio has it, and replaces that guess; from then on the rules above hold.
+A `failed` or `canceled` we decide ourselves (the job gave up, a retry met a STOP, the reconciler
+found a dead worker's send nowhere) is only a guess: an attempt that timed out may have reached
+Twilio anyway. So a guess applies only while Twilio has said nothing (no SID stored, a status
+below `sent`); once Twilio spoke, its status stands and the guess is kept as history only. And
+the first observation that carries the message's SID proves Twilio has it, and replaces a guess
+made before it; from then on the rules above hold.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, and_, bindparam, func, or_, update
+from sqlalchemy import ColumnElement, Update, and_, bindparam, func, or_, select, update
 
 from smsdash.delivery.timeline import record_event
 from smsdash.extensions import db
@@ -42,6 +44,10 @@ RANKS: dict[str, int] = {
 FINAL = frozenset({"delivered", "undelivered", "failed", "canceled", "partially_delivered", "read"})
 FAILURES = frozenset({"undelivered", "failed"})
 KNOWN = frozenset(RANKS)
+# What a delivery is before Twilio said anything about it: the only statuses a guess may end.
+UNSENT = tuple(sorted(s for s in KNOWN if RANKS[s] < RANKS["sent"]))
+# Statuses we set without Twilio's word; with no SID stored, Twilio's first word replaces them.
+UNHEARD = ("failed", "canceled")
 # Statuses shown to operators, in the order a delivery moves through them.
 DISPLAY_ORDER = ("queued", "sending", "sent", "delivered", "read", "undelivered", "failed", "canceled")
 
@@ -110,31 +116,39 @@ def move_values(status: str, with_error: bool) -> dict[str, Any]:
     return values
 
 
-def move_allowed(status: str, with_error: bool, spell: Callable[[str], Any] = lambda s: s) -> ColumnElement[bool]:
+def move_allowed(
+    status: str, with_error: bool, spell: Callable[[str], Any] = lambda s: s, guess: bool = False
+) -> ColumnElement[bool]:
     """The WHERE clause allowing a move to `status`: from one of its predecessors, or, for a
     failure that brings an error code, from the same failure recorded without one (Twilio's
     first copy of a failure can lack ErrorCode; the code is what tells the operator what to do).
+    A `guess` (see is_guess) moves only while Twilio has said nothing: no SID, a status below `sent`.
     `spell` writes each status as the caller's statement needs it (known_callback.py inlines them)."""
     c = _DELIVERIES.c
-    allowed = c.status.in_([spell(s) for s in predecessors(status)])
+    allowed = c.status.in_([spell(s) for s in predecessors(status) if not guess or s in UNSENT])
     if with_error and status in FAILURES:
         allowed = or_(allowed, and_(c.status == spell(status), c.error_code.is_(None)))
+    if guess:
+        allowed = and_(allowed, c.external_message_id.is_(None))
     return allowed
 
 
+def is_guess(status: str, source: str, sid: str | None) -> bool:
+    """True for a final status we decide without Twilio's word: a failure or cancel that comes
+    with no SID and not from a Twilio callback (the job giving up or meeting a STOP, the
+    reconciler failing a dead worker's send). Twilio's own word carries the SID, or is a callback."""
+    return status in UNHEARD and sid is None and source != "twilio"
+
+
 @cache
-def _move_statement(status: str, with_error: bool) -> Update:
+def _move_statement(status: str, with_error: bool, guess: bool) -> Update:
     """The conditional UPDATE for a move to `status`, built once: the webhook runs it for every
     callback, and a prebuilt core statement skips SQLAlchemy's per-call construction work."""
     return (
         update(_DELIVERIES)
-        .where(_DELIVERIES.c.id == bindparam("p_id"), move_allowed(status, with_error))
+        .where(_DELIVERIES.c.id == bindparam("p_id"), move_allowed(status, with_error, guess=guess))
         .values(move_values(status, with_error))
     )
-
-
-# Statuses we set without Twilio's word; with no SID stored, Twilio's first word replaces them.
-UNHEARD = ("failed", "canceled")
 
 
 @cache
@@ -161,6 +175,7 @@ _STORE_SID = (
     .where(_DELIVERIES.c.id == bindparam("p_id"), _DELIVERIES.c.external_message_id.is_(None))
     .values(external_message_id=bindparam("p_sid"))
 )
+_CURRENT = select(_DELIVERIES.c.status, _DELIVERIES.c.external_message_id).where(_DELIVERIES.c.id == bindparam("p_id"))
 
 
 def dedupe_key(source: str, status: str, error_code: int | None) -> str:
@@ -189,7 +204,7 @@ def apply_status(
     status does not move (a late `sent` after `delivered` is kept as history); with `dedupe`,
     the same status and error code seen again from the same origin adds nothing.
     `sid` is stored if the delivery has none yet: a callback may beat the send job's commit.
-    With `sid`, a `failed` or `canceled` set before Twilio answered (no SID) is replaced (see above).
+    With `sid`, a guess made before Twilio answered (no SID) is replaced (see above).
     """
     if status not in KNOWN:
         raise ValueError(f"unknown message status {status!r}")
@@ -199,8 +214,9 @@ def apply_status(
     if with_error:
         params.update(p_error_code=error_code, p_error_message=error_message)
     db.session.flush()  # core statements skip the ORM's autoflush; pending ORM changes go first
+    guess = is_guess(status, source, sid)
     connection = db.session.connection()
-    moved = connection.execute(_move_statement(status, with_error), params).rowcount == 1
+    moved = connection.execute(_move_statement(status, with_error, guess), params).rowcount == 1
     overruled = (
         bool(sid)
         and not moved
@@ -213,6 +229,8 @@ def apply_status(
         detail = "Twilio has this message after all: its status replaces the one set before Twilio answered"
     if sid and not overruled:  # the overrule has stored it already
         connection.execute(_STORE_SID, {"p_id": delivery_id, "p_sid": sid})
+    if guess and not moved:
+        detail = _refused_guess(delivery_id, detail)
     recorded = record_event(
         delivery_id,
         status,
@@ -224,3 +242,16 @@ def apply_status(
         dedupe_key=dedupe_key(source, status, error_code) if dedupe else None,
     )
     return Outcome(moved=moved or overruled, recorded=recorded)
+
+
+def _refused_guess(delivery_id: int, detail: str | None) -> str | None:
+    """The detail for a guess that moved nothing: when that is because Twilio has spoken (a SID is
+    stored, or a status of Twilio's), the timeline says so beside what the guess was."""
+    now = db.session.connection().execute(_CURRENT, {"p_id": delivery_id}).one()
+    if now.external_message_id is None and now.status in (*UNSENT, *UNHEARD):
+        return detail  # an earlier guess already ended it, or the delivery moved on meanwhile
+    return _noted(detail, f"not applied: Twilio already reported this message ({now.status}), and its word stands")
+
+
+def _noted(detail: str | None, note: str) -> str:
+    return f"{detail}; {note}" if detail else note

@@ -445,6 +445,8 @@ def _failed(claimed: Claimed, failure: SendFailure, counts: dict[str, int]) -> R
     if failure.code == 21610:
         record_opt_out(claimed.to, sender_identity(), source="twilio_21610")
     detail = gave_up(try_number) if failure.retryable else explain(failure.code).meaning
+    # Without a SID this is our guess (status.is_guess): after a lost answer Twilio may have the
+    # message and have said so meanwhile, and then its status stands.
     apply_status(
         delivery_id,
         "failed",
