@@ -12,21 +12,30 @@ Twilio anyway. So a guess applies only while Twilio has said nothing (no SID sto
 below `sent`); once Twilio spoke, its status stands and the guess is kept as history only. And
 the first observation that carries the message's SID proves Twilio has it, and replaces a guess
 made before it; from then on the rules above hold.
+
+The SID is unique. A SID another delivery already holds (a look-up adopted it) is not stored a
+second time, and costs the caller's transaction nothing: the status is applied without it,
+except for an adoption, which then writes nothing (the message is the other delivery's).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, and_, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Update, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from smsdash.delivery.timeline import record_event
+from smsdash.dialects import unique_clash_guard
 from smsdash.extensions import db
 from smsdash.models import Delivery, utcnow
+
+log = logging.getLogger(__name__)
 
 RANKS: dict[str, int] = {
     "accepted": 0,
@@ -72,10 +81,14 @@ def predecessors(new: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What applying one status did: whether the delivery moved, and whether an event was added."""
+    """What applying one status did: whether the delivery moved, whether an event was added,
+    whether the SID given was stored (its waiting callbacks are the caller's to apply after the
+    commit), and which other delivery holds that SID when it could not be."""
 
     moved: bool
     recorded: bool
+    sid_stored: bool = False
+    sid_held_by: int | None = None
 
 
 _DELIVERIES = Delivery.__table__
@@ -151,31 +164,80 @@ def _move_statement(status: str, with_error: bool, guess: bool) -> Update:
     )
 
 
+def _accepted_at_least(status: str) -> str:
+    """Twilio's status as the first word about a message: any status below `sent` still says
+    Twilio accepted it, which is what `sent` means for us (the job records a create's `queued`
+    answer as `sent` too)."""
+    return status if RANKS[status] >= RANKS["sent"] else "sent"
+
+
 @cache
-def _overrule_statement(status: str) -> Update:
-    """The UPDATE replacing a final status set before Twilio answered (no SID) with what Twilio
-    says, storing the SID. Any earlier status of Twilio's means it accepted the message, which
-    is what `sent` says for us; the local failure's error and time go unless Twilio failed it too."""
-    status = status if RANKS[status] >= RANKS["sent"] else "sent"
-    values = move_values(status, with_error=True)
-    values.update(external_message_id=bindparam("p_sid"), failed_at=bindparam("p_when") if status in FAILURES else None)
+def _first_word_statement(status: str) -> Update:
+    """The UPDATE applying Twilio's first word about a message, once that word has stored the SID
+    on a delivery holding a guess (UNHEARD): it replaces the guess with what Twilio says. The
+    guess's error and time go unless Twilio failed the message too. The SID write before it holds
+    the row (a lock on PostgreSQL, the one writer on SQLite), so the status this WHERE reads is
+    still the one that write returned."""
+    target = _accepted_at_least(status)
+    values = move_values(target, with_error=True)
+    values.update(failed_at=bindparam("p_when") if target in FAILURES else None)
     return (
         update(_DELIVERIES)
-        .where(
-            _DELIVERIES.c.id == bindparam("p_id"),
-            _DELIVERIES.c.external_message_id.is_(None),
-            _DELIVERIES.c.status.in_(UNHEARD),
-        )
+        .where(_DELIVERIES.c.id == bindparam("p_id"), _DELIVERIES.c.status.in_(UNHEARD))
         .values(values)
     )
 
 
+_HOLDER = _DELIVERIES.alias("holder")
+# Stores the SID on a delivery that has none, unless another delivery holds it (the key is unique),
+# returning the delivery's status.
 _STORE_SID = (
     update(_DELIVERIES)
-    .where(_DELIVERIES.c.id == bindparam("p_id"), _DELIVERIES.c.external_message_id.is_(None))
+    .where(
+        _DELIVERIES.c.id == bindparam("p_id"),
+        _DELIVERIES.c.external_message_id.is_(None),
+        ~exists().where(_HOLDER.c.external_message_id == bindparam("p_sid")),
+    )
     .values(external_message_id=bindparam("p_sid"))
+    .returning(_DELIVERIES.c.status)
+)
+_SID_HOLDER = select(_DELIVERIES.c.id).where(
+    _DELIVERIES.c.external_message_id == bindparam("p_sid"), _DELIVERIES.c.id != bindparam("p_id")
 )
 _CURRENT = select(_DELIVERIES.c.status, _DELIVERIES.c.external_message_id).where(_DELIVERIES.c.id == bindparam("p_id"))
+
+
+@dataclass(frozen=True)
+class _SidWrite:
+    """What storing a SID did: the delivery's status when the SID went in (None: not stored), and
+    the other delivery holding that SID, if one does."""
+
+    stored_over: str | None
+    holder: int | None
+
+
+def _store_sid(delivery_id: int, sid: str) -> _SidWrite:
+    """Store `sid` on the delivery if it has none; a clash with another delivery's SID writes
+    nothing and leaves the caller's transaction usable.
+
+    It runs after the status move, never before: writing the unique SID takes the row's strongest
+    lock, which also blocks the foreign-key check of every concurrent event insert for the
+    delivery. Before the move, a callback whose SID write waited for another's (and then found the
+    SID there) would keep that lock while it inserts its event, and deadlock with a callback on
+    the PostgreSQL fast path that has inserted the same event and waits for the row."""
+    params = {"p_id": delivery_id, "p_sid": sid}
+    try:
+        with unique_clash_guard(db.session):
+            row = db.session.connection().execute(_STORE_SID, params).first()
+        if row is not None:
+            return _SidWrite(row.status, None)
+    except IntegrityError:  # PostgreSQL: another transaction stored it after our check, then committed
+        pass
+    return _SidWrite(None, _holder(delivery_id, sid))
+
+
+def _holder(delivery_id: int, sid: str) -> int | None:
+    return db.session.connection().execute(_SID_HOLDER, {"p_id": delivery_id, "p_sid": sid}).scalar()
 
 
 def dedupe_key(source: str, status: str, error_code: int | None) -> str:
@@ -195,6 +257,7 @@ def apply_status(
     occurred_at: datetime | None = None,
     payload: dict[str, Any] | None = None,
     sid: str | None = None,
+    adopted: bool = False,
     detail: str | None = None,
     dedupe: bool = True,
 ) -> Outcome:
@@ -203,32 +266,45 @@ def apply_status(
     Runs in the caller's transaction (the caller commits). The event is recorded even when the
     status does not move (a late `sent` after `delivered` is kept as history); with `dedupe`,
     the same status and error code seen again from the same origin adds nothing.
-    `sid` is stored if the delivery has none yet: a callback may beat the send job's commit.
-    With `sid`, a guess made before Twilio answered (no SID) is replaced (see above).
+    `sid` is stored if the delivery has none yet: a callback may beat the send job's commit. If
+    another delivery holds it, the status is applied without it; with `adopted` (the SID is one
+    a look-up picked, not Twilio naming this delivery) nothing is written at all, unless the other
+    delivery stored it in the instant between that check and the write.
     """
     if status not in KNOWN:
         raise ValueError(f"unknown message status {status!r}")
+    db.session.flush()  # core statements skip the ORM's autoflush; pending ORM changes go first
+    if adopted and sid and (holder := _holder(delivery_id, sid)) is not None:
+        return Outcome(moved=False, recorded=False, sid_held_by=holder)
     now = utcnow()
     with_error = error_code is not None or error_message is not None
     params: dict[str, Any] = {"p_id": delivery_id, "p_now": now, "p_when": occurred_at or now}
     if with_error:
         params.update(p_error_code=error_code, p_error_message=error_message)
-    db.session.flush()  # core statements skip the ORM's autoflush; pending ORM changes go first
     guess = is_guess(status, source, sid)
     connection = db.session.connection()
     moved = connection.execute(_move_statement(status, with_error, guess), params).rowcount == 1
+    written = _store_sid(delivery_id, sid) if sid else _SidWrite(None, None)
+    if written.holder is not None:
+        log.warning(
+            "delivery %s: Twilio's message %s is already stored on delivery %s; its %s is applied without the SID",
+            delivery_id,
+            sid,
+            written.holder,
+            status,
+        )
+        detail = _noted(
+            detail, f"the message {sid} is stored on delivery {written.holder}: applied here without its SID"
+        )
     overruled = (
-        bool(sid)
-        and not moved
+        written.stored_over in UNHEARD
         and connection.execute(
-            _overrule_statement(status), {"p_error_code": None, "p_error_message": None, **params, "p_sid": sid}
+            _first_word_statement(status), {"p_error_code": None, "p_error_message": None, **params}
         ).rowcount
         == 1
     )
     if overruled and detail is None:
         detail = "Twilio has this message after all: its status replaces the one set before Twilio answered"
-    if sid and not overruled:  # the overrule has stored it already
-        connection.execute(_STORE_SID, {"p_id": delivery_id, "p_sid": sid})
     if guess and not moved:
         detail = _refused_guess(delivery_id, detail)
     recorded = record_event(
@@ -241,7 +317,12 @@ def apply_status(
         payload=payload,
         dedupe_key=dedupe_key(source, status, error_code) if dedupe else None,
     )
-    return Outcome(moved=moved or overruled, recorded=recorded)
+    return Outcome(
+        moved=moved or overruled,
+        recorded=recorded,
+        sid_stored=written.stored_over is not None,
+        sid_held_by=written.holder,
+    )
 
 
 def _refused_guess(delivery_id: int, detail: str | None) -> str | None:

@@ -114,11 +114,11 @@ def status() -> Response:
         _keep_until_known(callback)
         return Response("", 200)
     delivery_id, stored_sid = found
-    callback.apply(delivery_id, record_sid=stored_sid is None)
+    outcome = callback.apply(delivery_id, record_sid=stored_sid is None)
     if callback.error_code == OPTED_OUT_CODE and callback.payload.get("To"):
         record_opt_out(callback.payload["To"], _sender(callback.payload), f"twilio_{OPTED_OUT_CODE}")
     db.session.commit()
-    if stored_sid is None:
+    if outcome.sid_stored:
         # This callback stored the SID. Its waiting callbacks are looked for only now that the SID
         # is committed, as the send job does, so one parked meanwhile cannot be missed by both.
         apply_pending(delivery_id, callback.sid)

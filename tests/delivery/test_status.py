@@ -118,3 +118,13 @@ def test_a_guess_applies_only_while_twilio_has_said_nothing(app: Flask, make_del
     assert [delivery_row(app, d).status for d in (unheard, heard, heard_without_sid)] == ["failed", "sent", "delivered"]
     refused = [e.detail for e in events_of(app, heard)]
     assert len(refused) == 3 and all("Twilio already reported this message (sent)" in d for d in refused)
+
+
+def test_an_adopted_sid_another_delivery_holds_writes_nothing(app: Flask, make_delivery: Callable[..., int]) -> None:
+    holder = make_delivery(status="sent", sid="SM" + "1" * 32)
+    adopter = make_delivery(status="sending")
+    with app.app_context():
+        outcome = apply_status(adopter, "sent", source="job", sid="SM" + "1" * 32, adopted=True)
+        db.session.commit()
+    assert (outcome.moved, outcome.recorded, outcome.sid_stored, outcome.sid_held_by) == (False, False, False, holder)
+    assert (delivery_row(app, adopter).status, events_of(app, adopter)) == ("sending", [])

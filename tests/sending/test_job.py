@@ -7,15 +7,18 @@ due, and checks both sides: what the simulator received and what the database re
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from rq.registry import ScheduledJobRegistry
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 from twilio.http.response import Response
 from twilio.rest import Client
@@ -358,6 +361,56 @@ def test_an_opt_out_met_by_a_retry_does_not_cancel_a_message_twilio_already_repo
     (after,) = deliveries(send_app)
     assert (after.status, after.external_message_id) == ("delivered", sid)
     assert len(simulator.messages) == 1
+
+
+class SidTakenMeanwhile(RedirectingHttpClient):
+    """Twilio answers a create to `to`; before the job records it, another delivery (`holder`)
+    stores that message's SID, as a look-up that adopted the wrong message would."""
+
+    def __init__(self, app: Flask, to: str, holder: int) -> None:
+        super().__init__(app.config["TWILIO_API_BASE_URL"], 2.0, 2.0, 8)
+        self.app, self.to, self.holder = app, to, holder
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+        response = super().request(method, url, *args, **kwargs)
+        if method == "POST" and url.endswith("/Messages.json") and (kwargs.get("data") or {}).get("To") == self.to:
+            with self.app.app_context():  # its own session and transaction
+                sid = json.loads(response.text)["sid"]
+                db.session.execute(update(Delivery).where(Delivery.id == self.holder).values(external_message_id=sid))
+                db.session.commit()
+        return response
+
+
+def test_a_sid_another_delivery_holds_costs_the_jobs_round_nothing_else(
+    send_app: Flask, simulator: Simulator, make_delivery: Callable[..., int], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Issue 12, item 7: the unique SID used to roll back the whole commit round, outcomes Twilio
+    # had accepted included. Now only the clash is handled: ALICE's delivery is `sent` without
+    # the SID (Twilio did create it for her), BOB's outcome is committed as usual.
+    holder = make_delivery(to=CAROL, status="sent")
+    config = send_app.config
+    send_app.extensions["smsdash_twilio_client"] = Client(
+        config["TWILIO_ACCOUNT_SID"],
+        config["TWILIO_AUTH_TOKEN"],
+        http_client=SidTakenMeanwhile(send_app, ALICE, holder),
+    )
+    compose(send_app, ALICE, BOB)
+    _, alice, bob = deliveries(send_app)
+    with send_app.app_context(), caplog.at_level(logging.WARNING, logger="smsdash"):
+        assert send_job.send_batch([alice.id, bob.id]) == {"sent": 2}
+    sids = {m.to: m.sid for m in simulator.messages}
+    rows = {d.id: d for d in deliveries(send_app)}
+    assert (rows[alice.id].status, rows[alice.id].external_message_id) == ("sent", None)
+    assert (rows[bob.id].status, rows[bob.id].external_message_id) == ("sent", sids[BOB])
+    assert rows[holder].external_message_id == sids[ALICE]
+    assert any(f"delivery {alice.id}" in m and f"delivery {holder}" in m for m in caplog.messages), caplog.messages
+    simulator.flush_callbacks()  # ALICE's callbacks carry her delivery id: they still reach her
+    assert {d.id: d.status for d in deliveries(send_app)} == {
+        alice.id: "delivered",
+        bob.id: "delivered",
+        holder: "sent",
+    }
+    assert len(simulator.messages) == 2
 
 
 def test_a_timeout_through_a_smart_encoding_service_adopts_the_rewritten_body_instead_of_sending_twice(

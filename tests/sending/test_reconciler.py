@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import select, update
 
@@ -21,6 +22,7 @@ from smsdash.extensions import db
 from smsdash.models import Delivery, Event, utcnow
 from smsdash.redis_conn import get_redis, shareable_url
 from smsdash.sending import job as send_job
+from smsdash.sending import reconciler
 from smsdash.sending.job import send_batch
 from smsdash.sending.reconciler import interval_seconds, reconcile
 from smsdash.sending.retry import can_retry, retry_delivery
@@ -288,6 +290,44 @@ def test_a_worker_dying_on_the_rounds_last_try_fails_the_delivery_for_the_retry_
     with twilio_app.app_context():
         assert db.session.get_one(Delivery, delivery_id).status == "sent"
     assert _creates_to(simulator, DELIVERED_TO) == 1
+
+
+def test_a_stuck_delivery_whose_message_another_delivery_took_meanwhile_costs_the_run_nothing_else(
+    twilio_app: Flask, simulator: Simulator, make_delivery: Callable[..., int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 12, item 7: between the look-up and the adoption, another delivery stored the SID the
+    # look-up found. The clash is that delivery's only: it is reported and stays stuck for the next
+    # run to look again, and the run goes on to recover the next one.
+    first, second = _stuck(twilio_app, DELIVERED_TO), _stuck(twilio_app, "+14155550102")
+    holder = make_delivery(to="+14155550199", status="sent")
+    with twilio_app.app_context():  # both dead workers' requests did reach Twilio
+        sids = {
+            number: get_client().messages.create(to=number, from_=simulator.from_number, body=BODY).sid
+            for number in (DELIVERED_TO, "+14155550102")
+        }
+    simulator.settle()  # and they have been delivered since
+    find = reconciler.find_existing_message
+
+    def found_then_taken(delivery: Delivery) -> Any:
+        message = find(delivery)
+        if delivery.id == first:
+            with twilio_app.app_context():  # another transaction, committed before the adoption
+                db.session.execute(
+                    update(Delivery).where(Delivery.id == holder).values(external_message_id=message.sid)
+                )
+                db.session.commit()
+        return message
+
+    monkeypatch.setattr(reconciler, "find_existing_message", found_then_taken)
+    report = reconcile(twilio_app)
+
+    with twilio_app.app_context():
+        stuck, adopted = db.session.get_one(Delivery, first), db.session.get_one(Delivery, second)
+        assert (stuck.status, stuck.external_message_id) == ("sending", None)
+        assert (adopted.status, adopted.external_message_id) == ("delivered", sids["+14155550102"])
+    assert {c.delivery_id for c in report.changes} == {second}
+    assert any(f"delivery {first}" in e and f"delivery {holder}" in e for e in report.errors), report.errors
+    assert len(simulator.messages) == 2
 
 
 # -- a real worker process, killed mid-send -----------------------------------------------------
