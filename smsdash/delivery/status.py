@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Update, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from smsdash.delivery.optouts import ALL_SENDERS, record_opt_out
 from smsdash.delivery.timeline import record_event
 from smsdash.dialects import unique_clash_guard
 from smsdash.extensions import db
@@ -57,6 +58,8 @@ KNOWN = frozenset(RANKS)
 UNSENT = tuple(sorted(s for s in KNOWN if RANKS[s] < RANKS["sent"]))
 # Statuses we set without Twilio's word; with no SID stored, Twilio's first word replaces them.
 UNHEARD = ("failed", "canceled")
+# Twilio's error code for a recipient who replied STOP to the sender: the failure is an opt-out.
+OPTED_OUT = 21610
 # Statuses shown to operators, in the order a delivery moves through them.
 DISPLAY_ORDER = ("queued", "sending", "sent", "delivered", "read", "undelivered", "failed", "canceled")
 
@@ -204,7 +207,9 @@ _STORE_SID = (
 _SID_HOLDER = select(_DELIVERIES.c.id).where(
     _DELIVERIES.c.external_message_id == bindparam("p_sid"), _DELIVERIES.c.id != bindparam("p_id")
 )
-_CURRENT = select(_DELIVERIES.c.status, _DELIVERIES.c.external_message_id).where(_DELIVERIES.c.id == bindparam("p_id"))
+_CURRENT = select(_DELIVERIES.c.status, _DELIVERIES.c.external_message_id, _DELIVERIES.c.to_number).where(
+    _DELIVERIES.c.id == bindparam("p_id")
+)
 
 
 @dataclass(frozen=True)
@@ -258,6 +263,7 @@ def apply_status(
     payload: dict[str, Any] | None = None,
     sid: str | None = None,
     adopted: bool = False,
+    sender: str = ALL_SENDERS,
     detail: str | None = None,
     dedupe: bool = True,
 ) -> Outcome:
@@ -270,6 +276,8 @@ def apply_status(
     another delivery holds it, the status is applied without it; with `adopted` (the SID is one
     a look-up picked, not Twilio naming this delivery) nothing is written at all, unless the other
     delivery stored it in the instant between that check and the write.
+    A failure with error 21610 records the recipient's opt-out of `sender` (the empty sender, when
+    unknown, blocks every sender), whichever path brought it: webhook, pending inbox, reconciler, job.
     """
     if status not in KNOWN:
         raise ValueError(f"unknown message status {status!r}")
@@ -307,6 +315,9 @@ def apply_status(
         detail = "Twilio has this message after all: its status replaces the one set before Twilio answered"
     if guess and not moved:
         detail = _refused_guess(delivery_id, detail)
+    if error_code == OPTED_OUT and status in FAILURES:
+        to_number = connection.execute(_CURRENT, {"p_id": delivery_id}).one().to_number
+        record_opt_out(to_number, sender, source=f"twilio_{OPTED_OUT}")
     recorded = record_event(
         delivery_id,
         status,

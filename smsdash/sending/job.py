@@ -24,7 +24,7 @@ from flask import Flask, current_app
 from sqlalchemy import insert, select, update
 from twilio.rest.api.v2010.account.message import MessageInstance
 
-from smsdash.delivery.optouts import opted_out_among, record_opt_out
+from smsdash.delivery.optouts import opted_out_among
 from smsdash.delivery.pending import apply_pending
 from smsdash.delivery.status import FINAL, Outcome, apply_status
 from smsdash.delivery.timeline import record_event
@@ -436,8 +436,6 @@ def _failed(claimed: Claimed, failure: SendFailure, counts: dict[str, int]) -> R
         return RetryPlan(
             delivery_id, claimed.attempts, try_number + 1, failure.may_have_reached or claimed.work.verify, delay
         )
-    if failure.code == 21610:
-        record_opt_out(claimed.to, sender_identity(), source="twilio_21610")
     detail = gave_up(try_number) if failure.retryable else explain(failure.code).meaning
     # Without a SID this is our guess (status.is_guess): after a lost answer Twilio may have the
     # message and have said so meanwhile, and then its status stands.
@@ -447,6 +445,7 @@ def _failed(claimed: Claimed, failure: SendFailure, counts: dict[str, int]) -> R
         source="job",
         error_code=failure.code,
         error_message=failure.reason,
+        sender=sender_identity(),
         detail=detail,
         dedupe=False,
         payload={"attempt": claimed.attempts, "retryable": failure.retryable},

@@ -313,6 +313,7 @@ def apply_twilio_message(delivery: Target, message: Any, report: Report) -> bool
         occurred_at=message.date_updated,
         payload=_payload(message),
         sid=message.sid,
+        sender=message.messaging_service_sid or message.from_ or "",
         detail=detail,
     )
     if not outcome.moved:  # a callback got there between our read and our write

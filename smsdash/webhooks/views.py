@@ -17,6 +17,7 @@ from smsdash.delivery.callbacks import MalformedCallback, StatusCallback, parse_
 from smsdash.delivery.known_callback import apply_known
 from smsdash.delivery.optouts import lift_opt_out, record_opt_out
 from smsdash.delivery.pending import apply_pending, keep_pending
+from smsdash.delivery.status import OPTED_OUT
 from smsdash.extensions import csrf, db
 from smsdash.models import Delivery
 from smsdash.webhooks.signature import signature_rejection
@@ -30,7 +31,6 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 # Twilio's default opt-out keywords; the reply must be the keyword alone (any case).
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
 START_WORDS = frozenset({"START", "UNSTOP", "YES"})
-OPTED_OUT_CODE = 21610
 
 
 def _forbidden(reason: str) -> Response:
@@ -83,10 +83,6 @@ def _delivery_ref(raw: str | None) -> int | None:
     return None
 
 
-def _sender(params: dict[str, str]) -> str:
-    return params.get("MessagingServiceSid") or params.get("From") or ""
-
-
 @bp.post("/status")
 def status() -> Response:
     """Apply one status callback. 403: not signed by Twilio; 400: malformed; 200: applied or kept."""
@@ -105,7 +101,7 @@ def status() -> Response:
     engine = db.engine
     if (
         engine.dialect.name == "postgresql"
-        and callback.error_code != OPTED_OUT_CODE
+        and callback.error_code != OPTED_OUT  # the general path records the opt-out
         and apply_known(engine, callback, delivery_ref) is not None
     ):
         return Response("", 200)  # committed: the usual case, in one round trip
@@ -115,8 +111,6 @@ def status() -> Response:
         return Response("", 200)
     delivery_id, stored_sid = found
     outcome = callback.apply(delivery_id, record_sid=stored_sid is None)
-    if callback.error_code == OPTED_OUT_CODE and callback.payload.get("To"):
-        record_opt_out(callback.payload["To"], _sender(callback.payload), f"twilio_{OPTED_OUT_CODE}")
     db.session.commit()
     if outcome.sid_stored:
         # This callback stored the SID. Its waiting callbacks are looked for only now that the SID

@@ -18,6 +18,7 @@ from flask import Flask
 from sqlalchemy import select, update
 
 from smsdash.compose.service import Recipient, compose_message
+from smsdash.delivery.optouts import is_opted_out
 from smsdash.extensions import db
 from smsdash.models import Delivery, Event, utcnow
 from smsdash.redis_conn import get_redis, shareable_url
@@ -290,6 +291,23 @@ def test_a_worker_dying_on_the_rounds_last_try_fails_the_delivery_for_the_retry_
     with twilio_app.app_context():
         assert db.session.get_one(Delivery, delivery_id).status == "sent"
     assert _creates_to(simulator, DELIVERED_TO) == 1
+
+
+def test_a_21610_the_reconciler_fetches_records_the_opt_out(twilio_app: Flask, simulator: Simulator) -> None:
+    # Issue 12, item 8: Twilio failed the message 21610 after accepting it (a Messaging Service's
+    # opt-out handling does) and the callback never came; the fetch brings the failure, and the
+    # opt-out with it, as a callback would have.
+    message_id, ids = _send(twilio_app, [TO_NO_RECEIPT])
+    simulator.settle()
+    (sent,) = simulator.messages
+    simulator.store.advance(sent.sid, "failed", 21610)
+
+    reconcile(twilio_app, message_id=message_id)
+
+    delivery = _deliveries(twilio_app, message_id)[TO_NO_RECEIPT]
+    assert (delivery.status, delivery.error_code) == ("failed", 21610)
+    with twilio_app.app_context():
+        assert is_opted_out(TO_NO_RECEIPT, simulator.from_number)
 
 
 def test_a_stuck_delivery_whose_message_another_delivery_took_meanwhile_costs_the_run_nothing_else(
