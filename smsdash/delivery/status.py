@@ -27,7 +27,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Update, and_, bindparam, exists, false, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from smsdash.delivery.optouts import ALL_SENDERS, record_opt_out
@@ -141,7 +141,10 @@ def move_allowed(
     A `guess` (see is_guess) moves only while Twilio has said nothing: no SID, a status below `sent`.
     `spell` writes each status as the caller's statement needs it (known_callback.py inlines them)."""
     c = _DELIVERIES.c
-    allowed = c.status.in_([spell(s) for s in predecessors(status) if not guess or s in UNSENT])
+    sources = [spell(s) for s in predecessors(status) if not guess or s in UNSENT]
+    # No status leads to `queued`, `accepted` or `scheduled`: an empty IN would compile to a
+    # placeholder that known_callback.py's prebuilt SQL string cannot carry.
+    allowed = c.status.in_(sources) if sources else false()
     if with_error and status in FAILURES:
         allowed = or_(allowed, and_(c.status == spell(status), c.error_code.is_(None)))
     if guess:
