@@ -10,8 +10,8 @@ A `failed` or `canceled` we decide ourselves (the job gave up, a retry met a STO
 found a dead worker's send nowhere) is only a guess: an attempt that timed out may have reached
 Twilio anyway. So a guess applies only while Twilio has said nothing (no SID stored, a status
 below `sent`); once Twilio spoke, its status stands and the guess is kept as history only. And
-the first observation that carries the message's SID proves Twilio has it, and replaces a guess
-made before it; from then on the rules above hold.
+the first observation that carries the message's SID proves Twilio has it: it moves the delivery
+to at least `sent`, replacing a guess made before it; from then on the rules above hold.
 
 The SID is unique. A SID another delivery already holds (a look-up adopted it) is not stored a
 second time, and costs the caller's transaction nothing: the status is applied without it,
@@ -180,16 +180,16 @@ def _accepted_at_least(status: str) -> str:
 @cache
 def _first_word_statement(status: str) -> Update:
     """The UPDATE applying Twilio's first word about a message, once that word has stored the SID
-    on a delivery holding a guess (UNHEARD): it replaces the guess with what Twilio says. The
-    guess's error and time go unless Twilio failed the message too. The SID write before it holds
-    the row (a lock on PostgreSQL, the one writer on SQLite), so the status this WHERE reads is
-    still the one that write returned."""
+    on a delivery holding a guess (UNHEARD) or still below `sent`: it replaces the guess with what
+    Twilio says, or moves the delivery up to `sent`. The guess's error and time go unless Twilio
+    failed the message too. The SID write before it holds the row (a lock on PostgreSQL, the one
+    writer on SQLite), so the status this WHERE reads is still the one that write returned."""
     target = _accepted_at_least(status)
     values = move_values(target, with_error=True)
     values.update(failed_at=bindparam("p_when") if target in FAILURES else None)
     return (
         update(_DELIVERIES)
-        .where(_DELIVERIES.c.id == bindparam("p_id"), _DELIVERIES.c.status.in_(UNHEARD))
+        .where(_DELIVERIES.c.id == bindparam("p_id"), _DELIVERIES.c.status.in_(UNHEARD + predecessors(target)))
         .values(values)
     )
 
@@ -307,14 +307,17 @@ def apply_status(
         detail = _noted(
             detail, f"the message {sid} is stored on delivery {written.holder}: applied here without its SID"
         )
+    first_word = written.stored_over is not None and (
+        written.stored_over in UNHEARD or RANKS[written.stored_over] < RANKS["sent"]
+    )
     overruled = (
-        written.stored_over in UNHEARD
+        first_word
         and connection.execute(
             _first_word_statement(status), {"p_error_code": None, "p_error_message": None, **params}
         ).rowcount
         == 1
     )
-    if overruled and detail is None:
+    if overruled and written.stored_over in UNHEARD and detail is None:
         detail = "Twilio has this message after all: its status replaces the one set before Twilio answered"
     if guess and not moved:
         detail = _refused_guess(delivery_id, detail)
