@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 from sqlalchemy.sql.dml import Insert
 
 
@@ -28,7 +28,7 @@ def insert_or_ignore(table: Table, dialect: str) -> Insert:
     raise RuntimeError(f"unsupported database dialect {dialect}")  # pragma: no cover
 
 
-def unique_clash_guard(session: Session) -> AbstractContextManager[Any]:
+def unique_clash_guard(session: Session | scoped_session[Any]) -> AbstractContextManager[Any]:
     """Wrap a conditional write that checks a unique key is free (NOT EXISTS) before taking it.
 
     On PostgreSQL a concurrent transaction's uncommitted row is invisible to that check, and once it
