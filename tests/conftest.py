@@ -18,6 +18,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
+from hypothesis import settings
 from sqlalchemy import event, text
 
 from smsdash import create_app
@@ -28,6 +29,13 @@ from smsdash.models import User
 TEST_PASSWORD = "correct horse battery"
 
 pytest_plugins = ["tests.fixtures_webhooks", "tests.fixtures_twilio"]
+
+# Hypothesis (tests/delivery/test_status_properties.py): every example writes to the real database,
+# so the default profile bounds their number to keep `make test` fast; HYPOTHESIS_PROFILE=thorough
+# runs many more. No deadline: a database round trip's time is not the code's.
+settings.register_profile("smsdash", max_examples=150, deadline=None)
+settings.register_profile("thorough", max_examples=3000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "smsdash"))
 
 
 @pytest.fixture(scope="session")

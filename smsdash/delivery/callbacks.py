@@ -31,6 +31,12 @@ class StatusCallback:
     payload: dict[str, Any]
 
     @property
+    def sender(self) -> str:
+        """Who sent the message (its Messaging Service, else its From number): a 21610 opts the
+        recipient out of this sender."""
+        return self.payload.get("MessagingServiceSid") or self.payload.get("From") or ""
+
+    @property
     def error_message(self) -> str | None:
         """The catalogue's plain meaning for a failure, shown to operators beside the code."""
         return explain(self.error_code).meaning if self.error_code is not None else None
@@ -46,6 +52,7 @@ class StatusCallback:
             occurred_at=self.occurred_at,
             payload=self.payload,
             sid=self.sid if record_sid else None,
+            sender=self.sender,
         )
 
 

@@ -15,7 +15,6 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,12 +22,11 @@ from typing import Any
 import redis
 from flask import Flask, current_app
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
 from twilio.rest.api.v2010.account.message import MessageInstance
 
-from smsdash.delivery.optouts import opted_out_among, record_opt_out
+from smsdash.delivery.optouts import opted_out_among
 from smsdash.delivery.pending import apply_pending
-from smsdash.delivery.status import FINAL, apply_status
+from smsdash.delivery.status import FINAL, Outcome, apply_status
 from smsdash.delivery.timeline import record_event
 from smsdash.extensions import db
 from smsdash.models import Delivery, Event, PendingCallback, utcnow
@@ -356,8 +354,10 @@ def _record(
     """Write one attempt's outcome (in the job's transaction), adding (delivery id, SID) to
     `accepted` when Twilio has the message; return a retry to schedule."""
     if result.message is not None:
-        if _accepted(claimed, result.message, result.adopted):
-            accepted.append((claimed.work.delivery_id, result.message.sid))
+        outcome = _accepted(claimed, result.message, result.adopted)
+        if not (result.adopted and outcome.sid_held_by is not None):
+            if outcome.sid_stored:
+                accepted.append((claimed.work.delivery_id, result.message.sid))
             _bump(counts, "adopted" if result.adopted else "sent")
             return None
         # Two look-ups in one batch (the same text to the same number twice) both picked this
@@ -380,25 +380,19 @@ def _record(
     return _failed(claimed, classified, counts)
 
 
-def _accepted(claimed: Claimed, message: MessageInstance, adopted: bool) -> bool:
-    """Record Twilio's message as the delivery's; False when an adopted one turned out to be
-    another delivery's (its SID is stored there), having written nothing."""
-    delivery_id = claimed.work.delivery_id
+def _accepted(claimed: Claimed, message: MessageInstance, adopted: bool) -> Outcome:
+    """Record Twilio's message as the delivery's. A SID another delivery holds costs the round
+    nothing: a message Twilio created for this delivery is `sent` without it (logged), and an
+    adopted one is that other delivery's, so nothing is written (see `sid_held_by`)."""
     detail = (
         ("Twilio already had this message from an attempt that timed out; adopted it instead of sending again")
         if adopted
         else None
     )
     payload = {"sid": message.sid, "twilio_status": message.status, "attempt": claimed.attempts}
-    # An adopted SID another delivery already holds would break the unique key; keep the batch safe.
-    try:
-        with db.session.begin_nested() if adopted else nullcontext():
-            apply_status(delivery_id, "sent", source="job", sid=message.sid, payload=payload, detail=detail)
-    except IntegrityError:
-        if not adopted:
-            raise
-        return False
-    return True
+    return apply_status(
+        claimed.work.delivery_id, "sent", source="job", sid=message.sid, adopted=adopted, payload=payload, detail=detail
+    )
 
 
 def _apply_waiting_callbacks(accepted: list[tuple[int, str]]) -> None:
@@ -456,15 +450,16 @@ def _failed(claimed: Claimed, failure: SendFailure, counts: dict[str, int]) -> R
         return RetryPlan(
             delivery_id, claimed.attempts, try_number + 1, failure.may_have_reached or claimed.work.verify, delay
         )
-    if failure.code == 21610:
-        record_opt_out(claimed.to, sender_identity(), source="twilio_21610")
     detail = gave_up(try_number) if failure.retryable else explain(failure.code).meaning
+    # Without a SID this is our guess (status.is_guess): after a lost answer Twilio may have the
+    # message and have said so meanwhile, and then its status stands.
     apply_status(
         delivery_id,
         "failed",
         source="job",
         error_code=failure.code,
         error_message=failure.reason,
+        sender=sender_identity(),
         detail=detail,
         dedupe=False,
         payload={"attempt": claimed.attempts, "retryable": failure.retryable},

@@ -357,6 +357,7 @@ def apply_twilio_message(delivery: Target, message: Any, report: Report) -> bool
         occurred_at=message.date_updated,
         payload=_payload(message),
         sid=message.sid,
+        sender=message.messaging_service_sid or message.from_ or "",
         detail=detail,
     )
     if not outcome.moved:  # a callback got there between our read and our write
@@ -483,16 +484,22 @@ def _adopt(delivery: Target, message: Any, report: Report) -> None:
         f"the worker sending this stopped before storing Twilio's answer; Twilio has the message "
         f"{message.sid}, adopted instead of sending again"
     )
-    with db.session.begin_nested():  # a SID another delivery holds would break the unique key
-        apply_status(
-            delivery.id,
-            "sent",
-            source="reconciler",
-            sid=message.sid,
-            detail=detail,
-            payload=_payload(message),
-            dedupe=False,
+    outcome = apply_status(
+        delivery.id,
+        "sent",
+        source="reconciler",
+        sid=message.sid,
+        adopted=True,
+        detail=detail,
+        payload=_payload(message),
+        dedupe=False,
+    )
+    if outcome.sid_held_by is not None:  # stored there since the look-up: nothing written, look again next run
+        report.errors.append(
+            f"delivery {delivery.id}: Twilio's message {message.sid} was taken by delivery "
+            f"{outcome.sid_held_by} meanwhile; looking again on the next run"
         )
+        return
     db.session.commit()  # the SID first: a callback parked from now on finds it (see pending.py)
     apply_pending(delivery.id, message.sid)
     report.changes.append(Change(delivery.id, delivery.to_number, "sending", "sent", f"adopted {message.sid}"))

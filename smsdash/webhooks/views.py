@@ -19,6 +19,7 @@ from smsdash.delivery.callbacks import MalformedCallback, StatusCallback, parse_
 from smsdash.delivery.known_callback import apply_known
 from smsdash.delivery.optouts import lift_opt_out, record_opt_out
 from smsdash.delivery.pending import apply_pending, keep_pending
+from smsdash.delivery.status import OPTED_OUT
 from smsdash.extensions import csrf, db
 from smsdash.models import Delivery
 from smsdash.webhooks.signature import signature_rejection
@@ -35,7 +36,6 @@ START_WORDS = frozenset({"START", "UNSTOP", "YES"})
 OptOutAction = Literal["stop", "start"]
 # Advanced Opt-Out's OptOutType values; HELP (or a value Twilio adds) changes no opt-out.
 OPT_OUT_TYPES: dict[str, OptOutAction] = {"STOP": "stop", "START": "start"}
-OPTED_OUT_CODE = 21610
 
 
 def _forbidden(reason: str) -> Response:
@@ -102,10 +102,6 @@ def _opt_out_action(form: Mapping[str, str]) -> OptOutAction | None:
     return "stop" if keyword in STOP_WORDS else "start" if keyword in START_WORDS else None
 
 
-def _sender(params: dict[str, str]) -> str:
-    return params.get("MessagingServiceSid") or params.get("From") or ""
-
-
 @bp.post("/status")
 def status() -> Response:
     """Apply one status callback. 403: not signed by Twilio; 400: malformed; 200: applied or kept."""
@@ -124,7 +120,7 @@ def status() -> Response:
     engine = db.engine
     if (
         engine.dialect.name == "postgresql"
-        and callback.error_code != OPTED_OUT_CODE
+        and callback.error_code != OPTED_OUT  # the general path records the opt-out
         and apply_known(engine, callback, delivery_ref) is not None
     ):
         return Response("", 200)  # committed: the usual case, in one round trip
@@ -133,11 +129,9 @@ def status() -> Response:
         _keep_until_known(callback)
         return Response("", 200)
     delivery_id, stored_sid = found
-    callback.apply(delivery_id, record_sid=stored_sid is None)
-    if callback.error_code == OPTED_OUT_CODE and callback.payload.get("To"):
-        record_opt_out(callback.payload["To"], _sender(callback.payload), f"twilio_{OPTED_OUT_CODE}")
+    outcome = callback.apply(delivery_id, record_sid=stored_sid is None)
     db.session.commit()
-    if stored_sid is None:
+    if outcome.sid_stored:
         # This callback stored the SID. Its waiting callbacks are looked for only now that the SID
         # is committed, as the send job does, so one parked meanwhile cannot be missed by both.
         apply_pending(delivery_id, callback.sid)

@@ -46,6 +46,18 @@ def test_skipped_steps_late_and_repeated_callbacks(
     assert events[0].dedupe_key == "ext:read:"
 
 
+def test_an_early_status_after_a_later_one_is_kept_as_history(
+    app: Flask, post_signed: Post, make_delivery: Callable[..., int]
+) -> None:
+    """A Messaging Service reports `queued` too, and it can arrive after `sent`. Nothing leads to
+    `queued`, so its move matches no status; on PostgreSQL its one-statement path answered 500."""
+    delivery_id = make_delivery(status="sent", sid=SID)
+    for status in ("queued", "accepted"):
+        assert post_signed(STATUS, callback_params(SID, status), query={"d": delivery_id}).status_code == 200
+    assert delivery_row(app, delivery_id).status == "sent"
+    assert [e.event_type for e in events_of(app, delivery_id)] == ["queued", "accepted"]
+
+
 def test_a_failure_records_its_code_meaning_and_time(
     app: Flask, post_signed: Post, make_delivery: Callable[..., int]
 ) -> None:

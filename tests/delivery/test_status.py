@@ -98,3 +98,33 @@ def test_only_a_final_status_set_before_twilio_answered_gives_way_to_twilio(
         T1,
     )
     assert heard_row.status == "failed"
+
+
+def test_a_guess_applies_only_while_twilio_has_said_nothing(app: Flask, make_delivery: Callable[..., int]) -> None:
+    """A failure or cancel we decide ourselves (no SID, not a callback) never writes over Twilio's
+    word: a stored SID, or a status Twilio reported (kept without its SID when another delivery
+    holds it). The guess stays in the timeline, saying why it changed nothing."""
+    unheard = make_delivery(status="sending")
+    heard = make_delivery(status="sent", sid="SM" + "1" * 32)
+    heard_without_sid = make_delivery(status="delivered")
+    with app.app_context():
+        outcomes = [
+            apply_status(d, status, source=source, detail="gave up")
+            for d in (unheard, heard, heard_without_sid)
+            for status, source in [("failed", "job"), ("canceled", "job"), ("failed", "reconciler")]
+        ]
+        db.session.commit()
+    assert [o.moved for o in outcomes] == [True, False, False] + [False] * 6
+    assert [delivery_row(app, d).status for d in (unheard, heard, heard_without_sid)] == ["failed", "sent", "delivered"]
+    refused = [e.detail for e in events_of(app, heard)]
+    assert len(refused) == 3 and all("Twilio already reported this message (sent)" in d for d in refused)
+
+
+def test_an_adopted_sid_another_delivery_holds_writes_nothing(app: Flask, make_delivery: Callable[..., int]) -> None:
+    holder = make_delivery(status="sent", sid="SM" + "1" * 32)
+    adopter = make_delivery(status="sending")
+    with app.app_context():
+        outcome = apply_status(adopter, "sent", source="job", sid="SM" + "1" * 32, adopted=True)
+        db.session.commit()
+    assert (outcome.moved, outcome.recorded, outcome.sid_stored, outcome.sid_held_by) == (False, False, False, holder)
+    assert (delivery_row(app, adopter).status, events_of(app, adopter)) == ("sending", [])

@@ -7,6 +7,8 @@ due, and checks both sides: what the simulator received and what the database re
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import threading
 from collections.abc import Callable
@@ -16,7 +18,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from rq.registry import ScheduledJobRegistry
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 from twilio.http.response import Response
 from twilio.rest import Client
@@ -34,6 +36,7 @@ from smsdash.sms.phones import InvalidNumber, normalize
 from smsdash.twilio.client import RedirectingHttpClient
 from smsdash.worker.queue import get_queue
 from smsdash.worker.runner import run_worker
+from tests.fixtures_twilio import FlaskTransport
 
 PUBLIC_BASE = "https://smsdash.example.com"
 ALICE, BOB, CAROL = "+14155550101", "+14155550102", "+14155550103"
@@ -284,6 +287,150 @@ def test_twilios_callbacks_overrule_a_local_end_after_a_timeout_that_reached_twi
     assert after.sent_at is not None and after.delivered_at is not None
     assert not retry.can_retry(after)
     assert event_types(send_app, after.id)[-2:] == ["sent", "delivered"]
+
+
+def deliver_held(app: Flask, simulator: Simulator, status: str) -> list[int]:
+    """Twilio's held callbacks of `status` (the others stay held), delivered now from a thread of
+    their own, as Twilio's requests come on their own connection and transaction; their answers."""
+    simulator.settle()
+    requests = [r for r in simulator.held_callbacks if r.params["MessageStatus"] == status]
+    answers: list[int] = []
+    thread = threading.Thread(target=lambda: answers.extend(FlaskTransport(app)(r) for r in requests))
+    thread.start()
+    thread.join(timeout=30)
+    return answers
+
+
+class SentCallbackThenAnswerLost(RedirectingHttpClient):
+    """Twilio accepts the create and its `sent` callback (our delivery id in its URL) reaches the
+    app; then the create's answer is lost (the simulator drops the connection)."""
+
+    def __init__(self, app: Flask, simulator: Simulator) -> None:
+        super().__init__(app.config["TWILIO_API_BASE_URL"], 2.0, 2.0, 8)
+        self.app, self.simulator = app, simulator
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+        try:
+            return super().request(method, url, *args, **kwargs)
+        except Exception:
+            if method == "POST" and url.endswith("/Messages.json"):
+                assert deliver_held(self.app, self.simulator, "sent") == [200]
+            raise
+
+
+def _answer_lost_after_sent(app: Flask, simulator: Simulator) -> None:
+    simulator.set_knobs(timeout_rate=1.0, timeout_mode="close")
+    config = app.config
+    app.extensions["smsdash_twilio_client"] = Client(
+        config["TWILIO_ACCOUNT_SID"],
+        config["TWILIO_AUTH_TOKEN"],
+        http_client=SentCallbackThenAnswerLost(app, simulator),
+    )
+
+
+def test_a_last_try_whose_answer_was_lost_after_twilios_sent_callback_keeps_twilios_status(
+    send_app: Flask, simulator: Simulator
+) -> None:
+    # Issue 12, item 2: the `sent` callback stored the SID while the create's answer was on its
+    # way, then the answer was lost on the round's last try. "Gave up" is only the job's guess:
+    # it must not write `failed` over Twilio's `sent`, or the `delivered` that follows is refused.
+    send_app.config["SEND_MAX_ATTEMPTS"] = 1
+    _answer_lost_after_sent(send_app, simulator)
+    compose(send_app, ALICE)
+    (delivery,) = deliveries(send_app)
+    run_job_once(send_app, delivery.id)
+    (sid,) = [m.sid for m in simulator.messages]
+    (after_job,) = deliveries(send_app)
+    assert (after_job.status, after_job.external_message_id, after_job.error_message) == ("sent", sid, None)
+    simulator.flush_callbacks()
+    (after,) = deliveries(send_app)
+    assert (after.status, after.external_message_id, after.failed_at) == ("delivered", sid, None)
+    assert not retry.can_retry(after)
+    kinds = [(kind, source) for kind, source, _ in events(send_app, after.id)]
+    assert kinds == [("sending", "job"), ("sent", "twilio"), ("failed", "job"), ("delivered", "twilio")]
+    assert "Twilio" in events(send_app, after.id)[2][2]  # the job's failure says why it changed nothing
+    assert len(simulator.messages) == 1
+
+
+def test_an_opt_out_met_by_a_retry_does_not_cancel_a_message_twilio_already_reported(
+    send_app: Flask, simulator: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first try timed out after Twilio accepted it; the recipient's STOP came in; the retry's
+    # claim read the delivery (no SID), and then the first try's `sent` callback stored the SID.
+    # The claim's cancel is a guess like the job's failure: Twilio has the message, its word stands.
+    simulator.set_knobs(timeout_rate=1.0, timeout_mode="close")
+    compose(send_app, ALICE)
+    (delivery,) = deliveries(send_app)
+    assert run_job_once(send_app, delivery.id) == {"retry": 1}
+    with send_app.app_context():
+        record_opt_out(ALICE, simulator.from_number, source="inbound")
+        db.session.commit()
+    opted_out_among = send_job.opted_out_among
+
+    def sent_callback_arrives_meanwhile(*args: Any, **kwargs: Any) -> set[str]:
+        assert deliver_held(send_app, simulator, "sent") == [200]
+        return opted_out_among(*args, **kwargs)
+
+    monkeypatch.setattr(send_job, "opted_out_among", sent_callback_arrives_meanwhile)
+    with send_app.app_context():
+        assert send_job.run([send_job.Work(delivery.id, 1, 2, True)]) == {"opted_out": 1}
+    (sid,) = [m.sid for m in simulator.messages]
+    (after_claim,) = deliveries(send_app)
+    assert (after_claim.status, after_claim.external_message_id) == ("sent", sid)
+    simulator.flush_callbacks()
+    (after,) = deliveries(send_app)
+    assert (after.status, after.external_message_id) == ("delivered", sid)
+    assert len(simulator.messages) == 1
+
+
+class SidTakenMeanwhile(RedirectingHttpClient):
+    """Twilio answers a create to `to`; before the job records it, another delivery (`holder`)
+    stores that message's SID, as a look-up that adopted the wrong message would."""
+
+    def __init__(self, app: Flask, to: str, holder: int) -> None:
+        super().__init__(app.config["TWILIO_API_BASE_URL"], 2.0, 2.0, 8)
+        self.app, self.to, self.holder = app, to, holder
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+        response = super().request(method, url, *args, **kwargs)
+        if method == "POST" and url.endswith("/Messages.json") and (kwargs.get("data") or {}).get("To") == self.to:
+            with self.app.app_context():  # its own session and transaction
+                sid = json.loads(response.text)["sid"]
+                db.session.execute(update(Delivery).where(Delivery.id == self.holder).values(external_message_id=sid))
+                db.session.commit()
+        return response
+
+
+def test_a_sid_another_delivery_holds_costs_the_jobs_round_nothing_else(
+    send_app: Flask, simulator: Simulator, make_delivery: Callable[..., int], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Issue 12, item 7: the unique SID used to roll back the whole commit round, outcomes Twilio
+    # had accepted included. Now only the clash is handled: ALICE's delivery is `sent` without
+    # the SID (Twilio did create it for her), BOB's outcome is committed as usual.
+    holder = make_delivery(to=CAROL, status="sent")
+    config = send_app.config
+    send_app.extensions["smsdash_twilio_client"] = Client(
+        config["TWILIO_ACCOUNT_SID"],
+        config["TWILIO_AUTH_TOKEN"],
+        http_client=SidTakenMeanwhile(send_app, ALICE, holder),
+    )
+    compose(send_app, ALICE, BOB)
+    _, alice, bob = deliveries(send_app)
+    with send_app.app_context(), caplog.at_level(logging.WARNING, logger="smsdash"):
+        assert send_job.send_batch([alice.id, bob.id]) == {"sent": 2}
+    sids = {m.to: m.sid for m in simulator.messages}
+    rows = {d.id: d for d in deliveries(send_app)}
+    assert (rows[alice.id].status, rows[alice.id].external_message_id) == ("sent", None)
+    assert (rows[bob.id].status, rows[bob.id].external_message_id) == ("sent", sids[BOB])
+    assert rows[holder].external_message_id == sids[ALICE]
+    assert any(f"delivery {alice.id}" in m and f"delivery {holder}" in m for m in caplog.messages), caplog.messages
+    simulator.flush_callbacks()  # ALICE's callbacks carry her delivery id: they still reach her
+    assert {d.id: d.status for d in deliveries(send_app)} == {
+        alice.id: "delivered",
+        bob.id: "delivered",
+        holder: "sent",
+    }
+    assert len(simulator.messages) == 2
 
 
 def test_a_timeout_through_a_smart_encoding_service_adopts_the_rewritten_body_instead_of_sending_twice(

@@ -21,6 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from smsdash.compose.service import Recipient, compose_message
+from smsdash.delivery.optouts import is_opted_out
 from smsdash.extensions import db
 from smsdash.models import Delivery, Event, utcnow
 from smsdash.redis_conn import get_redis, shareable_url
@@ -346,6 +347,61 @@ def test_a_worker_dying_on_the_rounds_last_try_fails_the_delivery_for_the_retry_
     with twilio_app.app_context():
         assert db.session.get_one(Delivery, delivery_id).status == "sent"
     assert _creates_to(simulator, DELIVERED_TO) == 1
+
+
+def test_a_21610_the_reconciler_fetches_records_the_opt_out(twilio_app: Flask, simulator: Simulator) -> None:
+    # Issue 12, item 8: Twilio failed the message 21610 after accepting it (a Messaging Service's
+    # opt-out handling does) and the callback never came; the fetch brings the failure, and the
+    # opt-out with it, as a callback would have.
+    message_id, ids = _send(twilio_app, [TO_NO_RECEIPT])
+    simulator.settle()
+    (sent,) = simulator.messages
+    simulator.store.advance(sent.sid, "failed", 21610)
+
+    reconcile(twilio_app, message_id=message_id)
+
+    delivery = _deliveries(twilio_app, message_id)[TO_NO_RECEIPT]
+    assert (delivery.status, delivery.error_code) == ("failed", 21610)
+    with twilio_app.app_context():
+        assert is_opted_out(TO_NO_RECEIPT, simulator.from_number)
+
+
+def test_a_stuck_delivery_whose_message_another_delivery_took_meanwhile_costs_the_run_nothing_else(
+    twilio_app: Flask, simulator: Simulator, make_delivery: Callable[..., int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 12, item 7: between the look-up and the adoption, another delivery stored the SID the
+    # look-up found. The clash is that delivery's only: it is reported and stays stuck for the next
+    # run to look again, and the run goes on to recover the next one.
+    first, second = _stuck(twilio_app, DELIVERED_TO), _stuck(twilio_app, "+14155550102")
+    holder = make_delivery(to="+14155550199", status="sent")
+    with twilio_app.app_context():  # both dead workers' requests did reach Twilio
+        sids = {
+            number: get_client().messages.create(to=number, from_=simulator.from_number, body=BODY).sid
+            for number in (DELIVERED_TO, "+14155550102")
+        }
+    simulator.settle()  # and they have been delivered since
+    find = reconciler.find_existing_message
+
+    def found_then_taken(delivery_id: int) -> Any:
+        message = find(delivery_id)
+        if delivery_id == first:
+            with twilio_app.app_context():  # another transaction, committed before the adoption
+                db.session.execute(
+                    update(Delivery).where(Delivery.id == holder).values(external_message_id=message.sid)
+                )
+                db.session.commit()
+        return message
+
+    monkeypatch.setattr(reconciler, "find_existing_message", found_then_taken)
+    report = reconcile(twilio_app)
+
+    with twilio_app.app_context():
+        stuck, adopted = db.session.get_one(Delivery, first), db.session.get_one(Delivery, second)
+        assert (stuck.status, stuck.external_message_id) == ("sending", None)
+        assert (adopted.status, adopted.external_message_id) == ("delivered", sids["+14155550102"])
+    assert {c.delivery_id for c in report.changes} == {second}
+    assert any(f"delivery {first}" in e and f"delivery {holder}" in e for e in report.errors), report.errors
+    assert len(simulator.messages) == 2
 
 
 # -- a real worker process, killed mid-send -----------------------------------------------------

@@ -511,6 +511,42 @@ def test_21610_failure_records_an_opt_out(app: Flask, post_signed: Post, make_de
         assert is_opted_out(RECIPIENT, OUR_NUMBER)
 
 
+def test_a_21610_applied_from_the_pending_inbox_records_the_opt_out(
+    app: Flask, post_signed: Post, make_delivery: Callable[..., int]
+) -> None:
+    # Issue 12, item 8: a Messaging Service's own callback (no delivery id) came before the SID
+    # was stored, so it waited in the inbox; applied from there, its 21610 is still an opt-out.
+    params = callback_params(SID, "failed", ErrorCode="21610", To=RECIPIENT, From=OUR_NUMBER)
+    assert post_signed(STATUS, params).status_code == 200
+    delivery_id = make_delivery(status="sending", to=RECIPIENT)
+    with app.app_context():  # what the send job does once Twilio accepted the message
+        db.session.execute(db.update(Delivery).where(Delivery.id == delivery_id).values(external_message_id=SID))
+        db.session.commit()
+        assert apply_pending(delivery_id, SID) == 1
+        db.session.commit()
+        assert is_opted_out(RECIPIENT, OUR_NUMBER)
+    assert (delivery_row(app, delivery_id).status, delivery_row(app, delivery_id).error_code) == ("failed", 21610)
+
+
+def test_a_callback_whose_sid_another_delivery_holds_is_applied_without_it(
+    app: Flask, post_signed: Post, make_delivery: Callable[..., int], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Issue 12, item 7: the SID is unique, and another delivery already holds this one (a look-up
+    # adopted it). The callback names this delivery under Twilio's signature, so its status is
+    # about this recipient: it is applied without the SID, logged, and answered 200, not 500.
+    holder = make_delivery(status="sent", sid=SID)
+    delivery_id = make_delivery(status="sending", sid=None)
+    with caplog.at_level(logging.WARNING, logger="smsdash"):
+        for status in ("sent", "delivered"):
+            assert post_signed(STATUS, callback_params(SID, status), query={"d": delivery_id}).status_code == 200
+    row, holder_row = delivery_row(app, delivery_id), delivery_row(app, holder)
+    assert (row.status, row.external_message_id) == ("delivered", None)
+    assert (holder_row.status, holder_row.external_message_id) == ("sent", SID)
+    assert [e.event_type for e in events_of(app, delivery_id)] == ["sent", "delivered"]
+    assert events_of(app, holder) == []
+    assert any(f"delivery {delivery_id}" in m and f"delivery {holder}" in m for m in caplog.messages), caplog.messages
+
+
 def test_operators_can_list_old_unmatched_callbacks(app: Flask, post_signed: Post) -> None:
     assert post_signed(STATUS, callback_params(SID, "delivered", To=RECIPIENT)).status_code == 200
     result = app.test_cli_runner().invoke(args=["webhooks", "pending", "--older-than", "0"])
