@@ -603,6 +603,9 @@ class Chaos:
         print(f"failed though Twilio never had the message (every number is a good one): {found.failed_unsent}")
         outcomes = ", ".join(f"{k} {n}" for k, n in sorted(found.callbacks.items()))
         print(f"simulator: {found.creates} creates accepted for {found.total} deliveries; callbacks: {outcomes}")
+        if found.recovery_seconds is None and self.last_final_at is not None:
+            after = self.last_final_at - self.last_fault_at
+            print(f"not all final: the last delivery to become final did so {after:.0f} s after the last fault")
         for what, examples in found.examples.items():
             if examples:
                 print(f"e.g. {what}: " + "; ".join(examples))
