@@ -15,6 +15,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from .callbacks import HttpTransport
 from .knobs import KnobError, Knobs
 from .numbers import VALID_FROM
 from .server import Simulator
@@ -33,6 +34,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--messaging-service-sid",
         default=None,
         help="SID of the account's Messaging Service (default: MG + the account SID's digits)",
+    )
+    parser.add_argument(
+        "--callback-via",
+        default=None,
+        metavar="URL",
+        help="POST callbacks to this http://host:port instead of their URL's host, signed over the URL "
+        "as given (a tunnel in front of the app)",
     )
     knobs = parser.add_argument_group("knobs (see README, 'Twilio simulator')")
     for f in dataclasses.fields(Knobs):
@@ -60,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from_number=args.from_number,
         messaging_service_sid=args.messaging_service_sid,
         knobs=knobs,
+        transport=HttpTransport(via=args.callback_via),
     ).start()
     stop = threading.Event()
 

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -65,18 +66,29 @@ class Transport(Protocol):
 
 
 class HttpTransport:
-    """Real HTTP POSTs over a pooled session: the default, used by `make run`."""
+    """Real HTTP POSTs over a pooled session: the default, used by `make run`.
 
-    def __init__(self, timeout: float = 10.0, pool_size: int = 16) -> None:
+    With `via` (`http://host:port`), every callback goes to that address instead of its URL's
+    host, with the URL's path and query, its signature, and its host in `Host`: what a tunnel
+    or a proxy in front of the app does (ngrok, Heroku's router). So a harness can give the app
+    a public https BASE_HOST_URL, as in production, while the callbacks stay on loopback."""
+
+    def __init__(self, timeout: float = 10.0, pool_size: int = 16, via: str | None = None) -> None:
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.timeout = timeout
+        self.via = urlsplit(via) if via else None
 
     def __call__(self, request: CallbackRequest) -> int:
+        url, headers = request.url, request.headers
+        if self.via is not None:
+            parts = urlsplit(url)
+            url = urlunsplit((self.via.scheme, self.via.netloc, parts.path, parts.query, ""))
+            headers = {**headers, "Host": parts.netloc}
         response = self.session.post(
-            request.url, data=request.params, headers=request.headers, timeout=self.timeout, allow_redirects=False
+            url, data=request.params, headers=headers, timeout=self.timeout, allow_redirects=False
         )
         return response.status_code
 

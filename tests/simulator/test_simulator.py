@@ -364,10 +364,12 @@ def test_repeat_knob_sends_every_callback_again(sdk: Client, simulator: Simulato
 
 class _Receiver(BaseHTTPRequestHandler):
     received: list[tuple[str, dict[str, str], str]] = []
+    hosts: list[str] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"])).decode()
         self.received.append((self.path, dict(parse_qsl(body)), self.headers["X-Twilio-Signature"]))
+        self.hosts.append(self.headers["Host"])
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -380,6 +382,7 @@ class _Receiver(BaseHTTPRequestHandler):
 def receiver() -> Iterator[tuple[str, list[tuple[str, dict[str, str], str]]]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     _Receiver.received = []
+    _Receiver.hosts = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}", _Receiver.received
@@ -404,6 +407,67 @@ def test_real_http_callbacks_arrive_in_order_after_their_delays(
         path == "/webhooks/twilio/status?d=3" and validator.validate(url, params, signature)
         for path, params, signature in received
     )
+
+
+def test_callbacks_via_a_tunnel_reach_it_signed_over_the_public_url(
+    sdk: Client, simulator: Simulator, receiver: Any
+) -> None:
+    """What ngrok or a router in front of the app does: the public URL is signed, loopback is called."""
+    base, received = receiver
+    simulator.set_transport(HttpTransport(via=base))
+    simulator.set_knobs(hold_callbacks=False)
+    send(sdk, simulator)  # StatusCallback https://smsdash.example.com/webhooks/twilio/status?d=7
+    records = simulator.wait_for_callbacks(2, timeout=5)
+    assert [(r.request.url, r.status_code) for r in records] == [(CALLBACK, 200)] * 2
+    validator = RequestValidator(simulator.auth_token)
+    assert [(path, validator.validate(CALLBACK, params, signature)) for path, params, signature in received] == [
+        ("/webhooks/twilio/status?d=7", True)
+    ] * 2
+    assert _Receiver.hosts == ["smsdash.example.com"] * 2
+
+
+def test_module_entry_sends_callbacks_via_the_tunnel_it_is_given(receiver: Any) -> None:
+    base, received = receiver
+    sid, token = "AC" + "ef" * 16, "via-token"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "smsdash.simulator",
+            "--port",
+            "0",
+            "--account-sid",
+            sid,
+            "--auth-token",
+            token,
+            "--callback-via",
+            base,
+            "--callback-sent-delay",
+            "0",
+            "--callback-final-delay",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    try:
+        assert proc.stdout is not None
+        sim_base = re.search(r"on (http://\S+)", proc.stdout.readline()).group(1)  # type: ignore[union-attr]
+        client = build_client({"TWILIO_ACCOUNT_SID": sid, "TWILIO_AUTH_TOKEN": token, "TWILIO_API_BASE_URL": sim_base})
+        client.messages.create(to=OK_TO, from_="+15005550006", body="hello", status_callback=CALLBACK)
+        deadline = time.monotonic() + 10
+        while len(received) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        validator = RequestValidator(token)
+        assert sorted(params["MessageStatus"] for _, params, _ in received) == ["delivered", "sent"]
+        assert all(
+            path == "/webhooks/twilio/status?d=7" and validator.validate(CALLBACK, params, signature)
+            for path, params, signature in received
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
 
 
 def test_flask_transport_keeps_the_public_host_so_the_signature_validates(sdk: Client, simulator: Simulator) -> None:
