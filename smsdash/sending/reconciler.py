@@ -53,8 +53,10 @@ log = logging.getLogger(__name__)
 
 NON_FINAL = tuple(sorted(KNOWN - FINAL))
 LOCK_KEY = "smsdash:reconciler:lock"
-# A run holds the lock at most this long; a crashed holder's lock expires with it.
-LOCK_SECONDS = 600
+# A run holds the lock this long past its last renewal (after every batch and every recovery, each
+# well under a minute: a Twilio timeout ends the run), so a worker SIGKILLed mid-run blocks the
+# next runs, `sms reconcile` included, for a minute at most (bench/chaos.py saw 10 minutes at 600).
+LOCK_SECONDS = 60
 # Rechecks of a delivery Twilio still reports non-final back off up to this interval.
 MAX_RECHECK_SECONDS = 3600.0
 # The most `sending` deliveries without a SID one run looks over for stuck work.
