@@ -287,6 +287,7 @@ class InboundMessage(db.Model):  # type: ignore[name-defined]  # db.Model is mad
             sqlite_where=text("read_at IS NULL"),
         ),
         Index("ix_inbound_messages_delivery_id", "delivery_id"),
+        Index("ix_inbound_messages_message_id", "message_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -301,6 +302,8 @@ class InboundMessage(db.Model):  # type: ignore[name-defined]  # db.Model is mad
     opt_out: Mapped[str | None] = mapped_column(String(8))
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     delivery_id: Mapped[int | None] = mapped_column(ForeignKey("comms_deliveries.id", ondelete="SET NULL"))
+    # That delivery's message, copied so a message's roll-up counts its replies by one index.
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("comms_messages.id", ondelete="SET NULL"))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

@@ -27,6 +27,7 @@ def upgrade():
         sa.Column("opt_out", sa.String(length=8), nullable=True),
         sa.Column("contact_id", sa.Integer(), nullable=True),
         sa.Column("delivery_id", sa.Integer(), nullable=True),
+        sa.Column("message_id", sa.Integer(), nullable=True),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("read_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
@@ -36,6 +37,12 @@ def upgrade():
             ["delivery_id"],
             ["comms_deliveries.id"],
             name="fk_inbound_messages_delivery_id_comms_deliveries",
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["message_id"],
+            ["comms_messages.id"],
+            name="fk_inbound_messages_message_id_comms_messages",
             ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name="pk_inbound_messages"),
@@ -50,11 +57,13 @@ def upgrade():
         sqlite_where=sa.text("read_at IS NULL"),
     )
     op.create_index("ix_inbound_messages_delivery_id", "inbound_messages", ["delivery_id"])
+    op.create_index("ix_inbound_messages_message_id", "inbound_messages", ["message_id"])
     op.create_index("ix_comms_deliveries_to_number_id", "comms_deliveries", ["to_number", "id"])
 
 
 def downgrade():
     op.drop_index("ix_comms_deliveries_to_number_id", table_name="comms_deliveries")
+    op.drop_index("ix_inbound_messages_message_id", table_name="inbound_messages")
     op.drop_index("ix_inbound_messages_delivery_id", table_name="inbound_messages")
     op.drop_index("ix_inbound_messages_unread", table_name="inbound_messages")
     op.drop_index("ix_inbound_messages_from_id", table_name="inbound_messages")

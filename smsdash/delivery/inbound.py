@@ -9,10 +9,11 @@ calls out. Runs in the caller's transaction; the caller commits.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from smsdash.dialects import insert_or_ignore
 from smsdash.extensions import db
@@ -39,17 +40,62 @@ def media_of(form: Mapping[str, str]) -> list[Media]:
     return [m for m in found if m.url]
 
 
-def answered_delivery(phone: str) -> int | None:
-    """The delivery a reply from `phone` most likely answers: the latest one we sent to it.
+def answered_delivery(phone: str) -> tuple[int, int] | tuple[None, None]:
+    """(delivery id, message id) of the delivery a reply from `phone` most likely answers: the
+    latest one we sent to it.
 
     Deliveries record no sender (every send uses the configured sender identity), so "from that
     sender" is every delivery; a canceled one never reached the phone, so it is not answered."""
-    return db.session.scalar(
-        select(Delivery.id)
+    row = db.session.execute(
+        select(Delivery.id, Delivery.message_id)
         .where(Delivery.to_number == phone, Delivery.status != "canceled")
         .order_by(Delivery.id.desc())
         .limit(1)
+    ).first()
+    return (row.id, row.message_id) if row is not None else (None, None)
+
+
+@dataclass(frozen=True)
+class Replies:
+    """The replies one delivery got: how many, and when the first came."""
+
+    count: int
+    first_at: datetime
+
+    def after(self, since: datetime) -> str:
+        """How long after `since` (the delivery's receipt) the first reply came, as people say it."""
+        seconds = max(int((self.first_at - since).total_seconds()), 0)
+        if seconds < 60:
+            return f"{seconds} s"
+        if seconds < 3600:
+            return f"{seconds // 60} min"
+        if seconds < 86400:
+            return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+        return f"{seconds // 86400} d"
+
+
+def replies_to(delivery_ids: Iterable[int]) -> dict[int, Replies]:
+    """The replies each of these deliveries got, from one query over the delivery_id index;
+    a delivery with none is absent."""
+    ids = list(set(delivery_ids))
+    if not ids:
+        return {}
+    rows = db.session.execute(
+        select(InboundMessage.delivery_id, func.count(), func.min(InboundMessage.received_at))
+        .where(InboundMessage.delivery_id.in_(ids))
+        .group_by(InboundMessage.delivery_id)
     )
+    return {delivery_id: Replies(n, first) for delivery_id, n, first in rows}
+
+
+def reply_counts(message_id: int) -> dict[int, int]:
+    """How many replies each delivery of a message got (only those that got one), for the export."""
+    rows = db.session.execute(
+        select(InboundMessage.delivery_id, func.count())
+        .where(InboundMessage.message_id == message_id, InboundMessage.delivery_id.is_not(None))
+        .group_by(InboundMessage.delivery_id)
+    )
+    return {delivery_id: n for delivery_id, n in rows}
 
 
 def store_inbound(form: Mapping[str, str], opt_out: str | None) -> bool:
@@ -60,6 +106,7 @@ def store_inbound(form: Mapping[str, str], opt_out: str | None) -> bool:
     if not sid or not phone:
         return False
     media = media_of(form)
+    delivery_id, message_id = answered_delivery(phone)
     table = InboundMessage.__table__
     stmt = insert_or_ignore(table, db.session.get_bind().dialect.name).values(
         message_sid=sid,
@@ -71,7 +118,8 @@ def store_inbound(form: Mapping[str, str], opt_out: str | None) -> bool:
         media=[{"url": m.url, "content_type": m.content_type} for m in media],
         opt_out=opt_out,
         contact_id=db.session.scalar(select(Contact.id).where(Contact.phone == phone)),
-        delivery_id=answered_delivery(phone),
+        delivery_id=delivery_id,
+        message_id=message_id,
         received_at=utcnow(),
     )
     return db.session.execute(stmt.returning(table.c.id)).first() is not None
