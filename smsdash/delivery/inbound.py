@@ -85,7 +85,8 @@ def replies_to(delivery_ids: Iterable[int]) -> dict[int, Replies]:
         .where(InboundMessage.delivery_id.in_(ids))
         .group_by(InboundMessage.delivery_id)
     )
-    return {delivery_id: Replies(n, first) for delivery_id, n, first in rows}
+    # The IN list leaves no NULL delivery_id; the check says so to the type checker too.
+    return {delivery_id: Replies(n, first) for delivery_id, n, first in rows if delivery_id is not None}
 
 
 def reply_counts(message_id: int) -> dict[int, int]:
@@ -95,7 +96,7 @@ def reply_counts(message_id: int) -> dict[int, int]:
         .where(InboundMessage.message_id == message_id, InboundMessage.delivery_id.is_not(None))
         .group_by(InboundMessage.delivery_id)
     )
-    return {delivery_id: n for delivery_id, n in rows}
+    return {delivery_id: n for delivery_id, n in rows if delivery_id is not None}
 
 
 def store_inbound(form: Mapping[str, str], opt_out: str | None) -> bool:

@@ -38,10 +38,11 @@ def open_media(client: Client, url: str) -> requests.Response:
     http = client.http_client
     assert isinstance(http, RedirectingHttpClient) and http.session is not None
     http.check_no_transaction("GET", url)
-    return http.session.get(
+    response: requests.Response = http.session.get(
         http.rewrite(url),
         auth=(client.username, client.password),
         timeout=http.timeout,
         stream=True,
         allow_redirects=True,
     )
+    return response
