@@ -62,6 +62,14 @@ def thread(number: str, before: datetime | None = None) -> Thread:
     return Thread(page[::-1], page[-1].at if len(items) > PAGE else None)
 
 
+def has_texts(number: str) -> bool:
+    """True if anything was sent to or received from `number`: only then is there a conversation
+    to show or answer (the reply box is not a way to text any number)."""
+    replied = select(InboundMessage.id).where(InboundMessage.from_number == number).exists()
+    sent = select(Delivery.id).where(Delivery.to_number == number).exists()
+    return bool(db.session.execute(select(replied | sent)).scalar())
+
+
 def thread_version(number: str, shown: Sequence[int]) -> str:
     """Changes when a text arrives or is sent to `number`, or a delivery on screen moves."""
     newest_reply = select(func.max(InboundMessage.id)).where(InboundMessage.from_number == number).scalar_subquery()

@@ -18,7 +18,7 @@ from smsdash.compose.service import ComposeRefused, Recipient, compose_message
 from smsdash.delivery.optouts import is_opted_out
 from smsdash.extensions import db
 from smsdash.inbox.conversations import InboxState, conversations, inbox_state
-from smsdash.inbox.threads import mark_read, thread, thread_version
+from smsdash.inbox.threads import has_texts, mark_read, thread, thread_version
 from smsdash.models import Contact, InboundMessage
 from smsdash.sms.phones import InvalidNumber, normalize
 from smsdash.twilio.client import get_client
@@ -121,18 +121,17 @@ def _thread_context(number: str) -> dict[str, object]:
         version=thread_version(number, shown.delivery_ids),
         explain=explain,
         before=request.args.get("before", ""),
-        version_known=bool(shown.items) or request.args.get("before") is not None,
     )
 
 
 @bp.get("/<path:number>")
 def conversation(number: str) -> Response:
     """The thread with `number`; opening it marks its replies read for the whole team."""
+    if not has_texts(number):
+        abort(404)
     if mark_read(number):
         db.session.commit()
     context = _thread_context(number)
-    if not context["version_known"]:
-        abort(404)
     return _vary(
         Response(render_template("inbox/conversation.html", cannot_reply=_cannot_reply(number), body="", **context))
     )
@@ -154,6 +153,8 @@ def thread_poll(number: str) -> Response:
 def reply(number: str) -> ResponseReturnValue:
     """Answer from the thread: a one-recipient message through the compose pipeline, so
     opt-outs, segments, personalisation and the state machine apply as to any send."""
+    if not has_texts(number):
+        abort(404)
     body = request.form.get("body", "")
     refusal = _cannot_reply(number)
     if refusal is None:

@@ -222,5 +222,12 @@ def test_an_empty_body_with_media_and_a_1600_character_body_are_shown(
     assert media_url not in page and "/inbox/media/" in page
 
 
-def test_an_unknown_number_has_no_thread(logged_in: FlaskClient) -> None:
+def test_an_unknown_number_has_no_thread_and_cannot_be_texted_through_one(
+    app: Flask, logged_in: FlaskClient, post_signed: Post
+) -> None:
+    reply(post_signed, "hello")
     assert logged_in.get(f"/inbox/{BOB}").status_code == 404
+    token = csrf_token_from(html(logged_in, f"/inbox/{ADA}"))
+    assert logged_in.post(f"/inbox/{BOB}", data={"body": "hi", "csrf_token": token}).status_code == 404
+    with app.app_context():
+        assert db.session.scalars(select(Delivery)).all() == []
