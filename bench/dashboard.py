@@ -1,13 +1,16 @@
-"""Benchmark: the message page and its live poll with 10,000 deliveries in one message, on PostgreSQL.
+"""Benchmark: the message page, the inbox and a 10,000-text conversation, with their live polls, on PostgreSQL.
 
 Seeds a scratch database (created and dropped here) with one message of `--deliveries` recipients
 in a realistic mix of statuses, three events each, a contact for every fifth, and `--noise`
-deliveries of other messages so the queries must use their indexes. Then prints each figure
-beside its target:
+deliveries of other messages so the queries must use their indexes, plus one conversation of
+`--texts` texts (half our deliveries to the number, half its replies) and `--conversations` other
+conversations of three replies each (a tenth unread). Then prints each figure beside its target:
 
 1. server time to render the message page's first page and its counts (in process, through
    the Flask test client with a logged-in session): median < 50 ms;
 2. an unchanged poll (same version, 50 rows shown): median < 5 ms;
+   and the same two figures for the inbox (/inbox and its poll), the conversation
+   (/inbox/<number>, its newest page, and its poll) and the nav bar's unread badge poll;
 3. CPU of ONE gunicorn worker (gthread) while `--viewers` simulated browsers poll every 2 s for
    `--seconds`, over loopback, as real htmx would: each viewer sends the version it holds and
    adopts the new one when the answer is 200: < 50 % of one core. Measured twice: quiet (nothing
@@ -45,10 +48,45 @@ SECRET = "bench-dashboard-" + "x" * 32
 EMAIL, PASSWORD = "bench@example.com", "bench-password"
 TARGET_PAGE_MS, TARGET_POLL_MS, TARGET_CPU = 50.0, 5.0, 50.0
 # The status mix of the benchmarked message: mostly done, a quarter still in flight.
+CONVERSATION = "+14155550199"
 MIX = [("delivered", 55), ("undelivered", 6), ("failed", 4), ("sent", 20), ("sending", 5), ("queued", 10)]
 
 
-def prepare_database(pg: str, deliveries: int, noise: int) -> str:
+def seed_conversations(conn: object, texts: int, conversations: int) -> None:
+    """One conversation of `texts` texts, the newest in the inbox, and `conversations` others."""
+    execute = conn.execute  # type: ignore[attr-defined]
+    half = texts // 2
+    message_id = execute(
+        "INSERT INTO comms_messages (body, created_at, recipient_count)"
+        " VALUES ('Shift reminder', now() - interval '2 days', %s) RETURNING id",
+        (half,),
+    ).fetchone()[0]
+    execute(
+        "INSERT INTO comms_deliveries (message_id, to_number, body, status, attempts, external_message_id,"
+        " created_at, updated_at)"
+        " SELECT %s, %s, 'Shift reminder ' || i, CASE WHEN i %% 10 = 0 THEN 'sent' ELSE 'delivered' END, 1,"
+        " 'SM' || md5('conversation' || i), now() - interval '2 days' + (i * 2 || ' s')::interval,"
+        " now() - interval '2 days' + (i * 2 || ' s')::interval FROM generate_series(1, %s) AS i",
+        (message_id, CONVERSATION, half),
+    )
+    # The others first: ids rise with arrival, as they do when replies come in.
+    execute(
+        "INSERT INTO inbound_messages (message_sid, from_number, to_number, body, num_media, media, received_at,"
+        " read_at) SELECT 'SM' || md5('other' || i), '+1650' || lpad((i / 3)::text, 7, '0'), '+15005550006',"
+        " 'ok ' || i, 0, '[]', now() - interval '3 days' + (i || ' s')::interval,"
+        " CASE WHEN (i / 3) %% 10 <> 0 THEN now() END FROM generate_series(3, %s) AS i",
+        (conversations * 3 + 2,),
+    )
+    execute(
+        "INSERT INTO inbound_messages (message_sid, from_number, to_number, body, num_media, media, received_at,"
+        " read_at) SELECT 'SM' || md5('reply' || i), %s, '+15005550006', 'running ' || i || ' min late', 0, '[]',"
+        " now() - interval '2 days' + (i * 2 + 1 || ' s')::interval,"
+        " CASE WHEN i <= %s - 3 THEN now() END FROM generate_series(1, %s) AS i",
+        (CONVERSATION, half, half),
+    )
+
+
+def prepare_database(pg: str, deliveries: int, noise: int, texts: int, conversations: int) -> str:
     """Create, migrate and seed the scratch database; returns its URL."""
     create_database(pg, DB_NAME)
     url = f"{pg}/{DB_NAME}"
@@ -114,6 +152,7 @@ def prepare_database(pg: str, deliveries: int, noise: int) -> str:
                 " FROM comms_deliveries WHERE message_id = %s",
                 (kind, "job" if n < 2 else "twilio", message_id),
             )
+        seed_conversations(conn, texts, conversations)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
     return url
@@ -129,8 +168,9 @@ def timed(fn: Callable[[], object], runs: int) -> list[float]:
     return out
 
 
-def in_process_figures(url: str, runs: int) -> tuple[list[float], list[float], int, str]:
-    """Median-able timings of the page and of an unchanged poll, through the real app stack."""
+def in_process_figures(url: str, runs: int) -> tuple[dict[str, tuple[list[float], list[float]]], int, str]:
+    """Median-able timings of each page and of its unchanged poll, through the real app stack:
+    {name: (page timings, poll timings)}, the message id and the message page's poll URL."""
     os.environ.update(DATABASE_URL=url, SECRET_KEY=SECRET)
     from sqlalchemy import func, select
 
@@ -141,7 +181,7 @@ def in_process_figures(url: str, runs: int) -> tuple[list[float], list[float], i
     app = create_app()
     with app.app_context():
         user_id = db.session.scalar(select(User.id).where(User.email == EMAIL))
-        message_id = db.session.scalar(select(func.max(Message.id)))
+        message_id = db.session.scalar(select(func.max(Message.id)).where(Message.body != "Shift reminder"))
     client = app.test_client()
     with client.session_transaction() as session:
         session["_user_id"] = str(user_id)
@@ -150,10 +190,30 @@ def in_process_figures(url: str, runs: int) -> tuple[list[float], list[float], i
     html = client.get(page_url).get_data(as_text=True)
     assert "1–50 of" in html, "the page did not render its first page"
     poll_url = _poll_url(html)
-    assert client.get(poll_url).status_code == 204, "an unchanged poll must answer 204"
-    page = timed(lambda: client.get(page_url), runs)
-    poll = timed(lambda: client.get(poll_url), runs * 4)
-    return page, poll, message_id, poll_url
+    thread_url = f"/inbox/{CONVERSATION}"  # opened first: opening marks it read, which the inbox shows
+    thread = client.get(thread_url).get_data(as_text=True)
+    assert thread.count('<li class="text ') == 50, "the conversation did not render its newest page"
+    inbox = client.get("/inbox").get_data(as_text=True)
+    assert inbox.count("<tr data-number=") == 50 and f'data-number="{CONVERSATION}"' in inbox, "inbox first page"
+    polls = {
+        "message page, first page + counts": (page_url, poll_url),
+        "inbox, first page": ("/inbox", _self_poll_url(inbox, "conversations")),
+        "conversation of {texts} texts, newest page": (thread_url, _self_poll_url(thread, "thread")),
+        "nav bar unread badge": (None, _self_poll_url(inbox, "nav-inbox")),
+    }
+    figures: dict[str, tuple[list[float], list[float]]] = {}
+    for name, (page, poll) in polls.items():
+        assert client.get(poll).status_code == 204, f"an unchanged poll must answer 204: {name}"
+        rendered = timed(lambda page=page: client.get(page), runs) if page else []
+        figures[name] = (rendered, timed(lambda poll=poll: client.get(poll), runs * 4))
+    return figures, message_id, poll_url
+
+
+def _self_poll_url(html: str, element_id: str) -> str:
+    """The hx-get of an element that polls itself (the inbox list, a thread, the nav badge)."""
+    found = re.search(rf'id="{element_id}"[^>]*?hx-get="([^"]+)"', html, re.S)
+    assert found, f"no poller on #{element_id}"
+    return found.group(1).replace("&amp;", "&")
 
 
 def _poll_url(html: str) -> str:
@@ -312,6 +372,8 @@ def main() -> int:
     )
     parser.add_argument("--deliveries", type=int, default=10_000)
     parser.add_argument("--noise", type=int, default=20_000, help="deliveries of other messages")
+    parser.add_argument("--texts", type=int, default=10_000, help="texts in the benchmarked conversation")
+    parser.add_argument("--conversations", type=int, default=2_000, help="other conversations in the inbox")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--viewers", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -321,9 +383,10 @@ def main() -> int:
     args = parser.parse_args()
 
     print(f"seeding {args.deliveries} deliveries in one message (+{args.noise} in other messages) ...", flush=True)
-    url = prepare_database(args.pg, args.deliveries, args.noise)
+    print(f"... and a conversation of {args.texts} texts beside {args.conversations} others", flush=True)
+    url = prepare_database(args.pg, args.deliveries, args.noise, args.texts, args.conversations)
     try:
-        page, poll, message_id, poll_url = in_process_figures(url, args.runs)
+        figures, message_id, poll_url = in_process_figures(url, args.runs)
         with gunicorn(url, args.port, args.threads) as worker_pid:
             cookie = login_cookie(args.port)
             loads = [
@@ -332,10 +395,15 @@ def main() -> int:
             ]
     finally:
         drop_database(args.pg, DB_NAME)
-    rows = [
-        ("message page, first page + counts (server time)", statistics.median(page), TARGET_PAGE_MS, "ms", _fmt(page)),
-        ("unchanged poll (server time)", statistics.median(poll), TARGET_POLL_MS, "ms", _fmt(poll)),
-    ]
+    rows = []
+    for name, (page, poll) in figures.items():
+        name = name.format(texts=args.texts)
+        if page:
+            rows.append((f"{name} (server time)", statistics.median(page), TARGET_PAGE_MS, "ms", _fmt(page)))
+        label = name.split(",")[0]
+        rows.append(
+            (f"{label}: unchanged poll (server time)", statistics.median(poll), TARGET_POLL_MS, "ms", _fmt(poll))
+        )
     unexpected: dict[str, int] = {}
     for label, load in loads:
         stats = load["stats"]

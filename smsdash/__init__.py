@@ -28,6 +28,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from smsdash.dialects import tune_sqlite
     from smsdash.extensions import csrf, db, htmx, login_manager, migrate
     from smsdash.health import views as health
+    from smsdash.inbox import views as inbox
     from smsdash.message_templates import views as message_templates
     from smsdash.messages import views as messages
     from smsdash.setup import views as setup
@@ -73,6 +74,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         compose.bp,
         message_templates.bp,
         setup.bp,
+        inbox.bp,
     ):
         app.register_blueprint(blueprint)
     schedule.init_app(app)

@@ -182,6 +182,8 @@ class Delivery(db.Model):  # type: ignore[name-defined]  # db.Model is made at r
         Index("ix_comms_deliveries_message_status", "message_id", "status", "updated_at"),
         Index("ix_comms_deliveries_message_id", "message_id", "id"),
         Index("ix_comms_deliveries_status_updated", "status", "updated_at"),
+        # A conversation's thread and matching a reply to the latest delivery to its number.
+        Index("ix_comms_deliveries_to_number_id", "to_number", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -261,3 +263,48 @@ class PendingCallback(db.Model):  # type: ignore[name-defined]  # db.Model is ma
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class InboundMessage(db.Model):  # type: ignore[name-defined]  # db.Model is made at run time (python/mypy#8603)
+    """One SMS/MMS a person sent us (a reply), kept once per Twilio MessageSid.
+
+    `from_number` is kept as Twilio sent it, not normalised: a short code or an alphanumeric
+    sender is not E.164 and is still someone's reply. `delivery_id` is the delivery it most
+    likely answers (the latest one to that number), `contact_id` the contact with that number,
+    both read at arrival so the inbox needs no guessing later. `read_at` is shared by the team
+    (see inbox/threads.py). `opt_out` is "stop"/"start" when the text changed an opt-out: the
+    thread shows those as notes."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (
+        # A conversation is every text from one number: its thread pages and the inbox groups by it.
+        Index("ix_inbound_messages_from_id", "from_number", "id"),
+        # The unread badge on every page counts only the few unread rows.
+        Index(
+            "ix_inbound_messages_unread",
+            "from_number",
+            postgresql_where=text("read_at IS NULL"),
+            sqlite_where=text("read_at IS NULL"),
+        ),
+        Index("ix_inbound_messages_delivery_id", "delivery_id"),
+        Index("ix_inbound_messages_message_id", "message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    from_number: Mapped[str] = mapped_column(String(64))
+    to_number: Mapped[str] = mapped_column(String(64), default="")
+    messaging_service_sid: Mapped[str | None] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text, default="")
+    num_media: Mapped[int] = mapped_column(Integer, default=0)
+    # [{"url": ..., "content_type": ...}] in Twilio's order (MediaUrl0, MediaUrl1, ...).
+    media: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    opt_out: Mapped[str | None] = mapped_column(String(8))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("comms_deliveries.id", ondelete="SET NULL"))
+    # That delivery's message, copied so a message's roll-up counts its replies by one index.
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("comms_messages.id", ondelete="SET NULL"))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    contact: Mapped[Contact | None] = relationship()

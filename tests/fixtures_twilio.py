@@ -61,6 +61,7 @@ TEST_KNOBS: dict[str, Any] = {
     "callback_sent_delay": 0.0,
     "callback_final_delay": 0.0,
     "callback_jitter": 0.0,
+    "auto_reply_delay": 0.0,
     "hold_callbacks": True,
     "hang_seconds": 5.0,
     "seed": 1234,

@@ -61,6 +61,21 @@ def callback_params(sid: str, status: str, **extra: str) -> dict[str, str]:
     return params
 
 
+def inbound_params(body: str, sid: str = "SM" + "d" * 32, **extra: str) -> dict[str, str]:
+    """The form params of a Twilio inbound SMS webhook (a reply from +15005550006 to +15005550001)."""
+    params = {
+        "MessageSid": sid,
+        "AccountSid": "AC" + "0" * 32,
+        "From": "+15005550006",
+        "To": "+15005550001",
+        "Body": body,
+        "NumMedia": "0",
+        "ApiVersion": "2010-04-01",
+    }
+    params.update(extra)
+    return params
+
+
 @pytest.fixture
 def post_signed(app: Flask, client: FlaskClient) -> Callable[..., TestResponse]:
     """POST `params` to `path` (with `query`) signed for the public URL Twilio would have called."""

@@ -27,7 +27,7 @@ from werkzeug.serving import make_server
 
 from smsdash.models import User
 from smsdash.redis_conn import shareable_url
-from smsdash.simulator import Simulator
+from smsdash.simulator import AUTO_REPLY_BODY, TO_AUTO_REPLY, Simulator
 from smsdash.simulator.callbacks import HttpTransport
 from smsdash.simulator.numbers import TO_INVALID, TO_UNREACHABLE
 from tests.conftest import TEST_PASSWORD
@@ -716,3 +716,64 @@ def test_every_personalisation_page_passes_axe(
     expect(page.locator(".row-duplicates")).to_contain_text("Line 4")
     expect(page.locator("#preview")).to_contain_text("Hi Bob, your shift at York is at 9.")
     check(page, "the spreadsheet page, rows read and ready to send")
+
+
+def test_a_reply_arrives_live_and_the_operator_answers_from_the_thread(
+    app: Flask, live: tuple[LiveServer, Simulator], browser_page: Any
+) -> None:
+    """Send to the auto-reply number, watch its reply appear in the inbox and the nav badge change
+    without a reload, open the thread (read: the badge goes), answer, and watch the answer's
+    badge reach `delivered`."""
+    from playwright.sync_api import expect
+
+    from smsdash.twilio.client import build_client
+
+    server, simulator = live
+    page = browser_page
+    shots = os.environ.get("SCREENSHOT_DIR")
+    simulator.set_knobs(auto_reply_delay=0.5)
+    sdk = build_client(simulator.client_config())
+    sdk.messaging.v1.services(simulator.messaging_service_sid).update(
+        inbound_request_url=server.url + "/webhooks/twilio/inbound"
+    )
+
+    _log_in(page, server)
+    page.get_by_role("link", name="Compose").first.click()
+    page.get_by_label("Recipients").fill(TO_AUTO_REPLY)
+    page.get_by_label("Message", exact=True).fill("Your shift starts at 9. Can you make it?")
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_role("heading", name="Message #")).to_be_visible()
+    page.get_by_role("link", name="Inbox").click()
+    expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
+    expect(page.locator("#nav-inbox .unread-count")).to_have_count(0)
+    _assert_accessible(page, "the empty inbox")
+    page.evaluate("window.__noReload = 'still here'")
+    worker = _start_worker(app)
+    try:
+        row = page.locator(f'tr[data-number="{TO_AUTO_REPLY}"]')
+        # The worker starts, sends, the two callbacks and the reply follow: more than expect's 5 s.
+        expect(row).to_contain_text(AUTO_REPLY_BODY, timeout=15_000)
+        expect(page.locator("#nav-inbox .unread-count")).to_have_attribute("data-unread", "1")
+        assert page.evaluate("window.__noReload") == "still here", "the inbox reloaded instead of updating live"
+        _assert_accessible(page, "the inbox with a new reply")
+        if shots:
+            page.screenshot(path=os.path.join(shots, "inbox.png"), full_page=True)
+
+        row.get_by_role("link").click()
+        expect(page.locator(".thread .theirs")).to_contain_text(AUTO_REPLY_BODY)
+        expect(page.locator('.thread .ours .badge[data-status="delivered"]')).to_have_count(1)
+        expect(page.locator("#nav-inbox .unread-count")).to_have_count(0)
+        _assert_accessible(page, "a conversation")
+        page.get_by_label("Your answer").fill("Great, see you at 9.")
+        page.get_by_role("button", name="Send reply").click()
+        answer = page.locator(".thread .ours", has_text="Great, see you at 9.")
+        expect(answer).to_be_visible()
+        page.evaluate("window.__noReload = 'still here'")
+        expect(answer.locator(".badge")).to_have_attribute("data-status", "delivered", timeout=15_000)
+        assert page.evaluate("window.__noReload") == "still here", "the thread reloaded instead of updating live"
+        _assert_accessible(page, "a conversation after its live updates")
+        if shots:
+            page.screenshot(path=os.path.join(shots, "conversation.png"), full_page=True)
+    finally:
+        errors = _stop(worker)
+    assert "Traceback" not in errors, errors

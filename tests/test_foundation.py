@@ -64,6 +64,13 @@ PRIVATE_ROUTES = [
     ("POST", "/templates/1/archive"),
     ("GET", "/setup"),
     ("GET", "/setup/checks"),
+    ("GET", "/inbox"),
+    ("GET", "/inbox/poll"),
+    ("GET", "/inbox/unread"),
+    ("GET", "/inbox/<path:number>"),
+    ("POST", "/inbox/<path:number>"),
+    ("GET", "/inbox/poll/<path:number>"),
+    ("GET", "/inbox/media/1/1"),
     ("POST", "/logout"),
 ]
 PUBLIC_RULES = {"/login", "/healthz", "/static/<path:filename>", "/webhooks/twilio/status", "/webhooks/twilio/inbound"}

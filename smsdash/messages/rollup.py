@@ -24,7 +24,7 @@ from sqlalchemy import ScalarSelect, SQLColumnExpression, func, select
 
 from smsdash.delivery.status import FAILURES, FINAL
 from smsdash.extensions import db
-from smsdash.models import Delivery, Event
+from smsdash.models import Delivery, Event, InboundMessage
 
 # The counters every message shows, in the order a delivery moves through them.
 COUNTERS = ("queued", "sending", "sent", "delivered", "undelivered", "failed")
@@ -39,6 +39,7 @@ class Rollup:
     counts: dict[str, int] = field(default_factory=dict)
     last_update: datetime | None = None
     events: int = 0  # events of the watched deliveries (the rows on screen), see `rollup`
+    replies: int = 0  # texts recipients sent back to this message (delivery/inbound.py)
 
     @property
     def total(self) -> int:
@@ -77,7 +78,7 @@ class Rollup:
     @property
     def version(self) -> str:
         stamp = self.last_update.isoformat() if self.last_update else ""
-        raw = ";".join(f"{s}={n}" for s, n in sorted(self.counts.items())) + f"@{stamp}+{self.events}"
+        raw = ";".join(f"{s}={n}" for s, n in sorted(self.counts.items())) + f"@{stamp}+{self.events}+{self.replies}"
         return hashlib.blake2s(raw.encode(), digest_size=8).hexdigest()
 
 
@@ -109,9 +110,16 @@ def event_count(delivery_ids: Sequence[int]) -> ScalarSelect[int]:
 
 
 def rollup(message_id: int, watching: Sequence[int] = ()) -> Rollup:
-    """One message's roll-up; with `watching`, its version also changes when any of those
-    deliveries gets an event that left its row untouched. Still one statement."""
-    columns: list[SQLColumnExpression[Any]] = [Delivery.status, func.count(), func.max(Delivery.updated_at)]
+    """One message's roll-up with its reply count; with `watching`, its version also changes
+    when any of those deliveries gets an event that left its row untouched. Still one statement:
+    the replies ride along as a scalar subquery over inbound_messages' message_id index."""
+    replies = select(func.count()).select_from(InboundMessage).where(InboundMessage.message_id == message_id)
+    columns: list[SQLColumnExpression[Any]] = [
+        Delivery.status,
+        func.count(),
+        func.max(Delivery.updated_at),
+        replies.scalar_subquery(),
+    ]
     if watching:
         columns.append(event_count(watching))
     rows = db.session.execute(select(*columns).where(Delivery.message_id == message_id).group_by(Delivery.status)).all()
@@ -120,7 +128,7 @@ def rollup(message_id: int, watching: Sequence[int] = ()) -> Rollup:
     for status, n, newest, *_ in rows:
         counts[status] = n
         latest = _latest(latest, newest)
-    return Rollup(counts, latest, events=rows[0][3] if watching and rows else 0)
+    return Rollup(counts, latest, events=rows[0][4] if watching and rows else 0, replies=rows[0][3] if rows else 0)
 
 
 def watched_events(delivery_ids: Sequence[int]) -> int:

@@ -23,6 +23,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import contains_eager, selectinload
 
 from smsdash.contacts.search import name_or_number
+from smsdash.delivery.inbound import replies_to, reply_counts
 from smsdash.extensions import db
 from smsdash.messages.retry_wait import retry_waits
 from smsdash.messages.rollup import COUNTERS, Rollup, rollup, rollups, watched_events
@@ -157,6 +158,7 @@ def _table(
         table_key=_table_key(status, q, page.page),
         timelines=timelines or {},
         waits=retry_waits(d for d, _ in listed),
+        replies=replies_to(d.id for d, _ in listed),
     )
 
 
@@ -223,6 +225,7 @@ def poll(message_id: int) -> Response:
             retryable=can_retry,
             cells=cells,
             waits=retry_waits(cells),
+            replies=replies_to(d.id for d in cells),
             timelines=[(deliveries[i], timelines[i]) for i in timelines],
         )
     )
@@ -312,6 +315,7 @@ EXPORT_COLUMNS = (
     "failed_at",
     "updated_at",
     "body",
+    "reply_count",
 )
 
 
@@ -324,6 +328,7 @@ def export(message_id: int) -> Response:
     """Every delivery of a message as CSV, streamed in chunks so 10,000+ rows need little memory."""
     _message_or_404(message_id)
     stmt = _deliveries(message_id, "", "").execution_options(yield_per=1000)
+    replies = reply_counts(message_id)
 
     def generate() -> Iterator[str]:
         buffer = io.StringIO()
@@ -348,6 +353,7 @@ def export(message_id: int) -> Response:
                     _iso(delivery.failed_at),
                     _iso(delivery.updated_at),
                     as_text_cell(delivery.body),
+                    replies.get(delivery.id, 0),
                 ]
             )
             if buffer.tell() > 64 * 1024:

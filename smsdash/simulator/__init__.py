@@ -9,9 +9,11 @@ knobs: knobs.py; README "Twilio simulator" documents both.
 from .callbacks import CallbackRecord, CallbackRequest, HttpTransport, Transport
 from .knobs import KNOB_NAMES, KnobError, Knobs
 from .numbers import (
+    AUTO_REPLY_BODY,
     CREATE_ERRORS_FROM,
     CREATE_ERRORS_TO,
     OUTCOMES,
+    TO_AUTO_REPLY,
     TO_BLOCKED,
     TO_CARRIER_FILTERED,
     TO_FAILED,
@@ -30,10 +32,12 @@ from .server import Simulator
 from .store import SimMessage
 
 __all__ = [
+    "AUTO_REPLY_BODY",
     "CREATE_ERRORS_FROM",
     "CREATE_ERRORS_TO",
     "KNOB_NAMES",
     "OUTCOMES",
+    "TO_AUTO_REPLY",
     "TO_BLOCKED",
     "TO_CARRIER_FILTERED",
     "TO_FAILED",

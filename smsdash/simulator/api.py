@@ -82,6 +82,7 @@ class Reply:
     status: int
     body: dict[str, Any] | None
     after_accept: bool = False  # a create that was recorded: the timeout knob may hold it
+    media: tuple[str, bytes] | None = None  # (content type, bytes): written as they are, not JSON
 
 
 Handler = Callable[[Simulator, ApiRequest, dict[str, str]], Reply]
@@ -272,6 +273,15 @@ def fetch_message(sim: Simulator, request: ApiRequest, args: dict[str, str]) -> 
         raise ApiError(404, 20404)
     with sim.store.lock:
         return Reply(200, message.to_json())
+
+
+@route("GET", ACCOUNT + r"/Messages/(?P<sid>(?:SM|MM)[0-9a-fA-F]{32})/Media/(?P<media>ME[0-9a-fA-F]{32})")
+def fetch_media(sim: Simulator, request: ApiRequest, args: dict[str, str]) -> Reply:
+    """An incoming MMS's attachment, behind the account's credentials like any API request."""
+    found = sim.store.media.get(args["media"])
+    if found is None:
+        raise ApiError(404, 20404)
+    return Reply(200, None, media=found)
 
 
 @route("GET", ACCOUNT + r"/Messages\.json")

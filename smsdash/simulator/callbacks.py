@@ -15,7 +15,7 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,8 +27,11 @@ from requests.adapters import HTTPAdapter
 from twilio.request_validator import RequestValidator
 
 from .knobs import Knobs
-from .numbers import outcome_for
+from .numbers import AUTO_REPLY_BODY, TO_AUTO_REPLY, outcome_for
 from .store import API_VERSION, SimMessage, Store
+
+# The scheduler's event for the auto-reply number's answer (not a status: nothing advances).
+AUTO_REPLY = "auto-reply"
 
 
 @dataclass(frozen=True)
@@ -114,9 +117,18 @@ def callback_params(message: SimMessage, status: str, error_code: int | None) ->
     return params
 
 
-def inbound_params(account_sid: str, from_: str, to: str, body: str, service_sid: str | None) -> dict[str, str]:
-    """Twilio's parameters for an incoming SMS webhook (a recipient's reply, e.g. STOP)."""
-    sid = "SM" + secrets.token_hex(16)
+def inbound_params(
+    account_sid: str,
+    from_: str,
+    to: str,
+    body: str,
+    service_sid: str | None,
+    sid: str | None = None,
+    media: Sequence[tuple[str, str]] = (),
+) -> dict[str, str]:
+    """Twilio's parameters for an incoming SMS/MMS webhook (a recipient's reply, e.g. STOP);
+    `media` lists (url, content type) per attachment and `sid` is the SM/MM SID it goes by."""
+    sid = sid or ("MM" if media else "SM") + secrets.token_hex(16)
     params = {
         "MessageSid": sid,
         "SmsSid": sid,
@@ -125,11 +137,14 @@ def inbound_params(account_sid: str, from_: str, to: str, body: str, service_sid
         "From": from_,
         "To": to,
         "Body": body,
-        "NumMedia": "0",
+        "NumMedia": str(len(media)),
         "NumSegments": "1",
         "SmsStatus": "received",
         "ApiVersion": API_VERSION,
     }
+    for n, (url, content_type) in enumerate(media):
+        params[f"MediaUrl{n}"] = url
+        params[f"MediaContentType{n}"] = content_type
     if service_sid:
         params["MessagingServiceSid"] = service_sid
     return params
@@ -194,6 +209,9 @@ class CallbackPlayer:
                     self._heap,
                     _Event(start + delay, next(self._seq), message.sid, status, code, url, 1 + knobs.callback_repeat),
                 )
+            if message.to == TO_AUTO_REPLY:  # its answer comes after the last status has
+                due = start + max(delays) + knobs.auto_reply_delay
+                heapq.heappush(self._heap, _Event(due, next(self._seq), message.sid, AUTO_REPLY, None, None))
             self._cond.notify()
 
     @staticmethod
@@ -220,6 +238,9 @@ class CallbackPlayer:
     def _fire(self, event: _Event) -> None:
         """The event falls due: move the stored status (never backwards), then send, drop or hold
         its callback, which goes out even when a reordered final status got there first."""
+        if event.status == AUTO_REPLY:
+            self._auto_reply(event.sid)
+            return
         message = self.store.advance(event.sid, event.status, event.error_code)
         if message is None or not event.url:
             return
@@ -228,13 +249,29 @@ class CallbackPlayer:
         for _ in range(event.copies):
             if knobs.callback_drop_rate and rng.random() < knobs.callback_drop_rate:
                 self.log(CallbackRecord(request, "dropped"))
-            elif knobs.hold_callbacks:
-                with self._cond:
-                    self._held.append(request)
             else:
-                with self._cond:
-                    self._in_flight += 1
-                self._pool.submit(self._deliver, request)
+                self._dispatch(request)
+
+    def _dispatch(self, request: CallbackRequest) -> None:
+        """Hold `request` for flush() (the hold_callbacks knob), else send it from the pool."""
+        if self.knobs().hold_callbacks:
+            with self._cond:
+                self._held.append(request)
+        else:
+            with self._cond:
+                self._in_flight += 1
+            self._pool.submit(self._deliver, request)
+
+    def _auto_reply(self, sid: str) -> None:
+        """The auto-reply number texts back, to wherever Twilio would send an incoming text."""
+        message = self.store.messages.get(sid)
+        target, service_sid = self.store.inbound_target()
+        if message is None or target is None:
+            return
+        params = inbound_params(
+            self.store.account_sid, message.to, message.from_ or self.store.from_number, AUTO_REPLY_BODY, service_sid
+        )
+        self._dispatch(self.signed(target, params))
 
     def _deliver(self, request: CallbackRequest) -> None:
         try:

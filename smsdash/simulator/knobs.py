@@ -39,6 +39,7 @@ class Knobs:
     callback_drop_rate: float = 0.0  # share of callbacks never sent (the status still changes)
     callback_reorder: bool = False  # send the final callback before `sent`
     callback_repeat: int = 0  # extra copies of every callback
+    auto_reply_delay: float = 3.0  # delivered -> the auto-reply number's answer (numbers.TO_AUTO_REPLY)
     hold_callbacks: bool = False  # keep callbacks until flush_callbacks() (tests' determinism)
     trial: bool = False  # account type Trial: only verified numbers may be sent to
     smart_encoding: bool = False  # a Messaging Service's sends keep the smart-encoded body
@@ -70,6 +71,7 @@ class Knobs:
             "callback_sent_delay",
             "callback_final_delay",
             "callback_jitter",
+            "auto_reply_delay",
         ):
             if getattr(self, name) < 0:
                 raise KnobError(f"{name} must not be negative")

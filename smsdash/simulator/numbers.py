@@ -31,6 +31,10 @@ TO_LANDLINE = "+15005550306"  # undelivered 30006 landline or unreachable carrie
 TO_CARRIER_FILTERED = "+15005550307"  # undelivered 30007 carrier filtered (spam)
 TO_FAILED = "+15005550308"  # failed 30008 unknown error, after `sent`
 TO_NO_RECEIPT = "+15005550310"  # stays `sent`: the carrier never returns a receipt
+# Delivered, then the recipient texts back AUTO_REPLY_BODY `auto_reply_delay` seconds later
+# (knob, 3 s by default), to the inbound URL: the inbox fills with no one holding a phone.
+TO_AUTO_REPLY = "+15005550320"
+AUTO_REPLY_BODY = "Thanks, got it! See you there."
 
 ERROR_MESSAGES: dict[int, str] = {
     20003: "Authenticate",

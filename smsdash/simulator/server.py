@@ -13,9 +13,10 @@ import base64
 import hmac
 import json
 import random
+import secrets
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -175,17 +176,19 @@ class Simulator:
         """Settle, then deliver held callbacks in this thread, in order; their records."""
         return self.player.flush(timeout)
 
-    def inbound(self, from_: str, body: str, url: str | None = None) -> CallbackRecord | None:
-        """A recipient's reply (e.g. STOP), POSTed now, in this thread, the way Twilio delivers it:
-        to `url`, else the Messaging Service's inbound URL, else the number's SmsUrl. None when
+    def inbound(
+        self, from_: str, body: str, url: str | None = None, media: Sequence[str] = ()
+    ) -> CallbackRecord | None:
+        """A text someone sends us (a reply, STOP, an MMS with attachments of the `media` content
+        types), POSTed now, in this thread, the way Twilio delivers it: to `url`, else the
+        Messaging Service's inbound URL (naming the service), else the number's SmsUrl. None when
         no URL is configured (Twilio would drop it too)."""
-        service = self.store.services[self.messaging_service_sid]
-        number = next(iter(self.store.numbers.values()))
-        via_service = url is None and bool(service.inbound_request_url)
-        target = url or service.inbound_request_url or number.sms_url
+        target, service_sid = (url, None) if url else self.store.inbound_target()
         if not target:
             return None
-        params = inbound_params(self.account_sid, from_, self.from_number, body, service.sid if via_service else None)
+        sid = ("MM" if media else "SM") + secrets.token_hex(16)
+        attachments = [(self.store.add_media(sid, content_type), content_type) for content_type in media]
+        params = inbound_params(self.account_sid, from_, self.from_number, body, service_sid, sid, attachments)
         record = self.player.send(self.player.signed(target, params))
         self.player.log(record)
         return record
@@ -217,7 +220,8 @@ class Simulator:
                 for r in self.callbacks
             ]
         if name == "inbound" and method == "POST":
-            record = self.inbound(str(body.get("from", "")), str(body.get("body", "")), body.get("url"))
+            media = [str(m) for m in body.get("media") or []]
+            record = self.inbound(str(body.get("from", "")), str(body.get("body", "")), body.get("url"), media)
             if record is None:
                 return 409, {"error": "no inbound URL: set the Messaging Service's or the number's"}
             return 200, {"url": record.request.url, "status_code": record.status_code, "error": record.error}
@@ -285,6 +289,9 @@ class _Handler(BaseHTTPRequestHandler):
                 sim.hang_release.wait(knobs.hang_seconds)
             self._drop_connection()
             return
+        if reply.media is not None:
+            self._write_bytes(*reply.media)
+            return
         self._write(reply.status, reply.body, _retry_after(knobs) if reply.status == 429 else {})
 
     def _answer(self, sim: Simulator, knobs: Knobs, request: ApiRequest) -> Reply:
@@ -305,6 +312,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+    def _write_bytes(self, content_type: str, data: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _write(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
         data = json.dumps(body).encode()

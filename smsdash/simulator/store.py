@@ -221,6 +221,15 @@ def matches_date_sent(sent: datetime | None, op: str, raw: str) -> bool:
     return left == value
 
 
+# A 1x1 transparent PNG: an image attachment a browser can show.
+PLACEHOLDER_MEDIA: dict[str, bytes] = {
+    "image/png": bytes.fromhex(
+        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+        "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+    ),
+}
+
+
 class Store:
     """Thread-safe in-memory state of one simulated account."""
 
@@ -242,6 +251,27 @@ class Store:
             }
             default_service = SimService(self.default_service_sid, self.account_sid, "smsdash simulator")
             self.services = {default_service.sid: default_service}
+            self.media: dict[str, tuple[str, bytes]] = {}
+
+    def inbound_target(self) -> tuple[str | None, str | None]:
+        """Where Twilio POSTs a text someone sends us: (the Messaging Service's inbound URL, its
+        SID, which the webhook then names), else (the number's SmsUrl, None); (None, None) when
+        neither is set and Twilio would drop the text."""
+        with self.lock:
+            service = self.services[self.default_service_sid]
+            if service.inbound_request_url:
+                return service.inbound_request_url, service.sid
+            number = next(iter(self.numbers.values()))
+            return number.sms_url or None, None
+
+    def add_media(self, message_sid: str, content_type: str) -> str:
+        """Keep an attachment of an incoming MMS; its URL on Twilio's API host, as Twilio sends it
+        (fetching it needs the account's credentials, see api.py)."""
+        media_sid = new_sid("ME")
+        body = PLACEHOLDER_MEDIA.get(content_type, b"simulated attachment\n")
+        with self.lock:
+            self.media[media_sid] = (content_type, body)
+        return f"https://api.twilio.com/2010-04-01/Accounts/{self.account_sid}/Messages/{message_sid}/Media/{media_sid}"
 
     def add_message(self, message: SimMessage) -> None:
         with self.lock:

@@ -97,6 +97,17 @@ class RedirectingHttpClient(TwilioHttpClient):
         prefix = self.base.path.rstrip("/")
         return urlunsplit((self.base.scheme, self.base.netloc, prefix + parts.path, parts.query, ""))
 
+    def check_no_transaction(self, method: str, url: str) -> None:
+        """Warn, with the caller's stack, when a request to Twilio is made inside a transaction."""
+        if _transaction_open():
+            log.warning(
+                "Twilio request %s %s made with a database transaction open: its locks wait for Twilio's answer",
+                method,
+                urlsplit(url).path,
+                stack_info=True,
+                stacklevel=3,
+            )
+
     def request(
         self,
         method: str,
@@ -108,13 +119,7 @@ class RedirectingHttpClient(TwilioHttpClient):
         timeout: Any = None,
         allow_redirects: bool = False,
     ) -> Response:
-        if _transaction_open():
-            log.warning(
-                "Twilio request %s %s made with a database transaction open: its locks wait for Twilio's answer",
-                method,
-                urlsplit(url).path,
-                stack_info=True,
-            )
+        self.check_no_transaction(method, url)
         return super().request(
             method,
             self.rewrite(url),

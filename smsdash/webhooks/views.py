@@ -1,4 +1,4 @@
-"""Twilio's webhooks: delivery status callbacks and inbound replies (STOP / START).
+"""Twilio's webhooks: delivery status callbacks and inbound replies (kept for the inbox; STOP / START).
 
 Both are public (no login, no CSRF token) and trusted only through `X-Twilio-Signature`
 (signature.py). Twilio treats any 2xx as done and waits for the answer, so the handler answers
@@ -16,6 +16,7 @@ from flask import Blueprint, Response, request
 from sqlalchemy import bindparam, select
 
 from smsdash.delivery.callbacks import MalformedCallback, StatusCallback, parse_status_callback
+from smsdash.delivery.inbound import store_inbound
 from smsdash.delivery.known_callback import apply_known
 from smsdash.delivery.optouts import lift_opt_out, record_opt_out
 from smsdash.delivery.pending import apply_pending, keep_pending
@@ -141,11 +142,13 @@ def status() -> Response:
 
 @bp.post("/inbound")
 def inbound() -> Response:
-    """Record STOP-type replies as opt-outs and lift them on START-type replies (Twilio's OptOutType
-    decides when present); answer empty TwiML.
+    """Keep the reply (once per MessageSid, matched to its contact and delivery), record STOP-type
+    replies as opt-outs and lift them on START-type ones (Twilio's OptOutType decides when
+    present), all in one short transaction; answer empty TwiML.
 
     The opt-out is kept for the number the reply was sent to and, when the reply came through a
-    Messaging Service, for the service too: the send job may send from either.
+    Messaging Service, for the service too: the send job may send from either. A repeated webhook
+    stores nothing twice, and applying its opt-out again changes nothing.
     """
     reason = signature_rejection()
     if reason:
@@ -153,12 +156,13 @@ def inbound() -> Response:
     phone = (request.form.get("From") or "").strip()
     action = _opt_out_action(request.form)
     senders = {s.strip() for s in (request.form.get("To"), request.form.get("MessagingServiceSid")) if s}
+    store_inbound(request.form, action)
     if phone and senders and action:
         for sender in senders:
             if action == "stop":
                 record_opt_out(phone, sender, "inbound")
             else:
                 lift_opt_out(phone, sender)
-        db.session.commit()
         log.info("Inbound %s reply from a recipient: opt-out %s", action, "recorded" if action == "stop" else "lifted")
+    db.session.commit()
     return Response(EMPTY_TWIML, 200, mimetype="text/xml")

@@ -588,3 +588,28 @@ def test_inbound_replies_reach_the_apps_inbound_webhook_signed(
     assert record.params["To"] == simulator.from_number and record.params["SmsStatus"] == "received"
     with twilio_app.app_context():
         assert is_opted_out("+16502530000", simulator.from_number)
+
+
+def test_sim_inbound_endpoint_plays_an_mms_whose_media_need_the_accounts_credentials(
+    simulator: Simulator, sdk: Client
+) -> None:
+    import requests
+
+    sdk.incoming_phone_numbers.list()[0].update(sms_url="https://smsdash.example.com/webhooks/twilio/inbound")
+    answer = requests.post(
+        f"{simulator.base_url}/_sim/inbound",
+        json={"from": "+16502530000", "body": "", "media": ["image/png", "text/vcard"]},
+        timeout=5,
+    )
+    assert answer.status_code == 200
+    [record] = simulator.callbacks
+    params = record.params
+    assert params["MessageSid"].startswith("MM") and params["NumMedia"] == "2"
+    assert "MessagingServiceSid" not in params  # sent to the number's SmsUrl, not through the service
+    assert [params["MediaContentType0"], params["MediaContentType1"]] == ["image/png", "text/vcard"]
+    media_path = params["MediaUrl0"].removeprefix("https://api.twilio.com")
+    assert requests.get(simulator.base_url + media_path, timeout=5).status_code == 401
+    fetched = requests.get(
+        simulator.base_url + media_path, auth=(simulator.account_sid, simulator.auth_token), timeout=5
+    )
+    assert (fetched.status_code, fetched.headers["Content-Type"]) == (200, "image/png")

@@ -33,6 +33,7 @@ from tests.fixtures_webhooks import (
     callback_params,
     delivery_row,
     events_of,
+    inbound_params,
     post_all_at_once,
     sign,
 )
@@ -413,20 +414,6 @@ def test_50_concurrent_callbacks_leave_a_consistent_state(app: Flask, make_deliv
     assert (delivery.status, delivery.external_message_id) == ("read", SID)
     assert delivery.sent_at is not None and delivery.delivered_at is not None
     assert sorted(e.event_type for e in events_of(app, delivery_id)) == ["delivered", "read", "sending", "sent"]
-
-
-def inbound_params(body: str, **extra: str) -> dict[str, str]:
-    params = {
-        "MessageSid": "SM" + "d" * 32,
-        "AccountSid": "AC" + "0" * 32,
-        "From": RECIPIENT,
-        "To": OUR_NUMBER,
-        "Body": body,
-        "NumMedia": "0",
-        "ApiVersion": "2010-04-01",
-    }
-    params.update(extra)
-    return params
 
 
 @pytest.mark.parametrize("keyword", ["STOP", "stop", " Unsubscribe ", "STOPALL", "cancel", "End", "QUIT"])

@@ -1,0 +1,1 @@
+"""Two-way conversations: the inbox of replies, each number's thread, and answering from it."""
