@@ -18,6 +18,7 @@ from flask.cli import AppGroup, with_appcontext
 
 if TYPE_CHECKING:
     from smsdash.compose.personalise import Recipient
+    from smsdash.compose.service import Later
 
 users = AppGroup("users", help="Manage operator accounts.")
 sms = AppGroup("sms", help="Send and inspect SMS from the command line.")
@@ -75,13 +76,16 @@ def create_user(email: str, password: str) -> None:
     help="A spreadsheet (.csv or .xlsx) whose first row names the columns, one of them the phone.",
 )
 @click.option("--body", required=True, help="The message text; {{field}} and {{ field | fallback }} are filled in.")
-def send_command(numbers: tuple[str, ...], sheet: str | None, body: str) -> None:
+@click.option("--at", "at", help='Send later, at this local time: "2026-12-03 06:00" (in --tz).')
+@click.option("--tz", "tz", help="The time zone of --at, e.g. America/Chicago (default: DEFAULT_TIMEZONE).")
+def send_command(numbers: tuple[str, ...], sheet: str | None, body: str, at: str | None, tz: str | None) -> None:
     """Create a message to every --to number (or every row of --csv) and enqueue its sends; print
     the message id (alone on stdout, so scripts can capture it).
 
     Placeholders are filled from the contact a number belongs to, or from the spreadsheet row.
     Everything is checked first: an invalid number, a bad row or a recipient whose text cannot be
-    sent is named and nothing is created, so a typo never sends to half a list."""
+    sent is named and nothing is created, so a typo never sends to half a list. With --at, the
+    deliveries wait as scheduled until that time; a time past or too far ahead is refused."""
     from smsdash.compose.service import ComposeRefused, Recipient, compose_message
     from smsdash.sending.queue import waiting_for_redis_note
     from smsdash.sms.body import normalize_line_breaks
@@ -89,6 +93,9 @@ def send_command(numbers: tuple[str, ...], sheet: str | None, body: str) -> None
 
     if bool(numbers) == bool(sheet):
         raise click.UsageError("give --to NUMBER (repeatable) or --csv FILE")
+    if tz and not at:
+        raise click.UsageError("--tz is the zone of --at; give --at too")
+    later = _later(at, tz) if at else None
     body = normalize_line_breaks(body)
     region = current_app.config.get("DEFAULT_PHONE_REGION") or "US"
     if sheet:
@@ -101,14 +108,34 @@ def send_command(numbers: tuple[str, ...], sheet: str | None, body: str) -> None
             raise click.ClickException(f"{len(parsed.errors)} invalid number(s); nothing was sent")
         recipients = [Recipient(n) for n in parsed.numbers]
     try:
-        message = compose_message(body, recipients, author_id=None)
+        message = compose_message(body, recipients, author_id=None, later=later)
     except ComposeRefused as refused:  # nothing was stored: the same refusal as the page's
         raise click.BadParameter(" ".join(refused.problems), param_hint="--body") from None
     note = waiting_for_redis_note(message.id)
     if note:
         click.echo(note, err=True)
-    click.echo(f"{message.recipient_count} deliveries queued for message:", err=True)
+    if later:
+        from smsdash.schedules.when import describe
+
+        click.echo(f"{message.recipient_count} deliveries scheduled for {describe(later.at, later.zone)}:", err=True)
+    else:
+        click.echo(f"{message.recipient_count} deliveries queued for message:", err=True)
     click.echo(message.id)
+
+
+def _later(at: str, tz: str | None) -> Later:
+    """--at in --tz (or DEFAULT_TIMEZONE), checked, or the refusal as a bad --at."""
+    from smsdash.compose.service import Later
+    from smsdash.models import utcnow
+    from smsdash.schedules.when import ScheduleRefused, send_time
+
+    config = current_app.config
+    zone_name = tz or config["DEFAULT_TIMEZONE"]
+    try:
+        when = send_time(at, zone_name, now=utcnow(), max_days=config["SCHEDULE_MAX_DAYS"])
+    except ScheduleRefused as exc:
+        raise click.BadParameter(f"{exc}; nothing was sent", param_hint="--at") from None
+    return Later(when, zone_name)
 
 
 def _sheet_recipients(path: str, body: str, region: str) -> list[Recipient]:

@@ -161,6 +161,10 @@ class Message(db.Model):  # type: ignore[name-defined]  # db.Model is made at ru
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     recipient_count: Mapped[int] = mapped_column(Integer, default=0)
     template_id: Mapped[int | None] = mapped_column(ForeignKey("message_templates.id", ondelete="SET NULL"))
+    # "Send later": the time the operator chose (None: sent at once) and the zone they chose it
+    # in, so the page shows it back in their words. Each delivery's own time is `send_after`.
+    send_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    send_zone: Mapped[str | None] = mapped_column(String(64))
 
     author: Mapped[User | None] = relationship()
     template: Mapped[MessageTemplate | None] = relationship()
@@ -182,6 +186,8 @@ class Delivery(db.Model):  # type: ignore[name-defined]  # db.Model is made at r
         Index("ix_comms_deliveries_message_status", "message_id", "status", "updated_at"),
         Index("ix_comms_deliveries_message_id", "message_id", "id"),
         Index("ix_comms_deliveries_status_updated", "status", "updated_at"),
+        # The release task's "scheduled and due" look-up.
+        Index("ix_comms_deliveries_status_send_after", "status", "send_after"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -196,6 +202,8 @@ class Delivery(db.Model):  # type: ignore[name-defined]  # db.Model is made at r
     error_code: Mapped[int | None] = mapped_column(Integer)
     error_message: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # A `scheduled` delivery is released (moved to `queued`) once this time has come.
+    send_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     enqueued_job_id: Mapped[str | None] = mapped_column(String(64))
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -10,6 +10,8 @@ left out instead of a recipient silently missing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert
@@ -18,10 +20,19 @@ from smsdash.compose.personalise import Personalisation, Recipient, link_contact
 from smsdash.delivery.optouts import opted_out_among
 from smsdash.extensions import db
 from smsdash.models import Delivery, Event, Message, utcnow
+from smsdash.schedules.when import describe
 from smsdash.sending.queue import enqueue_first_attempts
 from smsdash.twilio.messages_api import sender_identity
 
-__all__ = ["ComposeRefused", "Recipient", "compose_message", "prepare"]
+__all__ = ["ComposeRefused", "Later", "Recipient", "compose_message", "prepare"]
+
+
+@dataclass(frozen=True)
+class Later:
+    """ "Send later": the UTC time (checked by schedules.when.send_time) and the zone it was chosen in."""
+
+    at: datetime
+    zone: str
 
 
 class ComposeRefused(ValueError):
@@ -49,10 +60,18 @@ def prepare(
 
 
 def compose_message(
-    body: str, recipients: Sequence[Recipient], author_id: int | None, template_id: int | None = None
+    body: str,
+    recipients: Sequence[Recipient],
+    author_id: int | None,
+    template_id: int | None = None,
+    later: Later | None = None,
 ) -> Message:
     """Create a message and its deliveries, each with its recipient's own text, commit them,
     then enqueue the sends in batches.
+
+    With `later`, the deliveries wait as `scheduled` (recipients and texts fixed now, as the
+    operator saw them) and nothing is enqueued: the release task (schedules/release.py) queues
+    them when their time comes.
 
     Raises ComposeRefused, storing nothing, when any recipient's text cannot be sent (see
     `Personalisation.problems`). Returns the committed message; whether its work reached Redis
@@ -64,7 +83,15 @@ def compose_message(
         raise ComposeRefused(problems)
     now = utcnow()
     count = len(active.rendered) + len(opted_out.rendered)
-    message = Message(body=body, author_id=author_id, recipient_count=count, created_at=now, template_id=template_id)
+    message = Message(
+        body=body,
+        author_id=author_id,
+        recipient_count=count,
+        created_at=now,
+        template_id=template_id,
+        send_at=later.at if later else None,
+        send_zone=later.zone if later else None,
+    )
     db.session.add(message)
     db.session.flush()
     rows: list[dict[str, Any]] = [
@@ -74,11 +101,12 @@ def compose_message(
             "to_number": r.recipient.to_number,
             "body": r.body,
             "status": status,
+            "send_after": later.at if later and status == "scheduled" else None,
             "attempts": 0,
             "created_at": now,
             "updated_at": now,
         }
-        for status, group in (("queued", active), ("canceled", opted_out))
+        for status, group in (("scheduled" if later else "queued", active), ("canceled", opted_out))
         for r in group.rendered
     ]
     inserted = (
@@ -89,21 +117,22 @@ def compose_message(
         if rows
         else []
     )
-    canceled = [r for r in inserted if r.status == "canceled"]
-    if canceled:
-        db.session.execute(
-            insert(Event),
-            [
-                {
-                    "delivery_id": r.id,
-                    "event_type": "canceled",
-                    "source": "app",
-                    "received_at": now,
-                    "detail": f"not sent: {r.to_number} opted out (replied STOP) for this sender",
-                }
-                for r in canceled
-            ],
-        )
+    events = [
+        {
+            "delivery_id": r.id,
+            "event_type": r.status,
+            "source": "app",
+            "received_at": now,
+            "detail": f"not sent: {r.to_number} opted out (replied STOP) for this sender"
+            if r.status == "canceled"
+            else f"to be sent {describe(later.at, later.zone)}",
+        }
+        for r in inserted
+        if later or r.status == "canceled"
+    ]
+    if events:
+        db.session.execute(insert(Event), events)
     db.session.commit()
-    enqueue_first_attempts([r.id for r in inserted if r.status == "queued"])
+    if not later:
+        enqueue_first_attempts([r.id for r in inserted if r.status == "queued"])
     return message

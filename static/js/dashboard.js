@@ -31,3 +31,12 @@ document.addEventListener("click", function (event) {
     htmx.ajax("GET", button.dataset.timeline, { target: box, swap: "innerHTML" });
   }
 });
+
+// "Send later" reads its time in an explicit zone: the browser's, filled in here unless the
+// operator already chose one (the server leaves data-browser-zone off a re-shown form).
+document.addEventListener("DOMContentLoaded", function () {
+  var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  document.querySelectorAll("input[data-browser-zone]").forEach(function (input) {
+    if (zone) input.value = zone;
+  });
+});
