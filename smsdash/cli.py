@@ -1,6 +1,7 @@
 """Every command group of `flask --app wsgi …`, each command a thin wrapper over a domain function.
 
-    users create EMAIL            sms send / sms reconcile     twilio check / configure-webhooks
+    users create EMAIL            sms send / scheduled / cancel / reconcile
+    twilio check / configure-webhooks
     webhooks pending              worker [--burst]
 
 Commands import their feature code when they run, so `flask --help` and the web process do not
@@ -18,7 +19,7 @@ from flask.cli import AppGroup, with_appcontext
 
 if TYPE_CHECKING:
     from smsdash.compose.personalise import Recipient
-    from smsdash.compose.service import Later
+    from smsdash.schedules.when import Later
 
 users = AppGroup("users", help="Manage operator accounts.")
 sms = AppGroup("sms", help="Send and inspect SMS from the command line.")
@@ -125,17 +126,14 @@ def send_command(numbers: tuple[str, ...], sheet: str | None, body: str, at: str
 
 def _later(at: str, tz: str | None) -> Later:
     """--at in --tz (or DEFAULT_TIMEZONE), checked, or the refusal as a bad --at."""
-    from smsdash.compose.service import Later
     from smsdash.models import utcnow
     from smsdash.schedules.when import ScheduleRefused, send_time
 
     config = current_app.config
-    zone_name = tz or config["DEFAULT_TIMEZONE"]
     try:
-        when = send_time(at, zone_name, now=utcnow(), max_days=config["SCHEDULE_MAX_DAYS"])
+        return send_time(at, tz or config["DEFAULT_TIMEZONE"], now=utcnow(), max_days=config["SCHEDULE_MAX_DAYS"])
     except ScheduleRefused as exc:
         raise click.BadParameter(f"{exc}; nothing was sent", param_hint="--at") from None
-    return Later(when, zone_name)
 
 
 def _sheet_recipients(path: str, body: str, region: str) -> list[Recipient]:
@@ -152,6 +150,35 @@ def _sheet_recipients(path: str, body: str, region: str) -> list[Recipient]:
             click.echo(f"line {line}: {reason}", err=True)
         raise click.ClickException(f"{len(sheet.errors)} bad row(s); nothing was sent")
     return sheet.recipients
+
+
+@sms.command("scheduled")
+def scheduled_command() -> None:
+    """List the messages waiting to be sent, the next one first."""
+    from smsdash.schedules.manage import waiting
+    from smsdash.schedules.when import describe
+
+    entries = waiting()
+    for entry in entries:
+        message = entry.message
+        click.echo(
+            f"message {message.id}  {describe(entry.next_at, message.send_zone or 'UTC')}  "
+            f"{entry.count} recipient(s)  by {entry.author}  {message.body[:40]!r}"
+        )
+    click.echo(f"{len(entries)} message(s) waiting.")
+
+
+@sms.command("cancel")
+@click.argument("message_id", type=int)
+def cancel_command(message_id: int) -> None:
+    """Cancel what is still waiting of scheduled message MESSAGE_ID (nothing sent is affected)."""
+    from smsdash.schedules.manage import NotScheduled, cancel
+
+    try:
+        count = cancel(message_id, None)
+    except NotScheduled as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Canceled {count} scheduled deliveries of message {message_id}.")
 
 
 @sms.command("reconcile")

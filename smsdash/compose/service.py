@@ -10,29 +10,20 @@ left out instead of a recipient silently missing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 
 from smsdash.compose.personalise import Personalisation, Recipient, link_contacts, personalise
 from smsdash.delivery.optouts import opted_out_among
 from smsdash.extensions import db
-from smsdash.models import Delivery, Event, Message, utcnow
-from smsdash.schedules.when import describe
+from smsdash.models import Delivery, Event, Message, User, utcnow
+from smsdash.schedules.manage import claim, note, who
+from smsdash.schedules.when import Later, describe
 from smsdash.sending.queue import enqueue_first_attempts
 from smsdash.twilio.messages_api import sender_identity
 
-__all__ = ["ComposeRefused", "Later", "Recipient", "compose_message", "prepare"]
-
-
-@dataclass(frozen=True)
-class Later:
-    """ "Send later": the UTC time (checked by schedules.when.send_time) and the zone it was chosen in."""
-
-    at: datetime
-    zone: str
+__all__ = ["ComposeRefused", "Recipient", "compose_message", "prepare", "rewrite_scheduled"]
 
 
 class ComposeRefused(ValueError):
@@ -136,3 +127,25 @@ def compose_message(
     if not later:
         enqueue_first_attempts([r.id for r in inserted if r.status == "queued"])
     return message
+
+
+def rewrite_scheduled(message_id: int, body: str, user: User | None) -> int:
+    """Change a scheduled message's text before it goes out; commits, returns how many waiting
+    deliveries got the new text.
+
+    Each waiting recipient's text is rendered again the way compose renders it (placeholders
+    from the contact; a spreadsheet row's values are not kept, so its own columns can no longer
+    be used). Raises ComposeRefused when any of them cannot be sent, and schedules.manage's
+    NotScheduled once nothing waits; either way nothing changes."""
+    rows = claim(message_id)
+    texts = personalise(body, [Recipient(r.to_number, r.contact_id) for r in rows])
+    problems = texts.problems()
+    if problems:
+        db.session.rollback()
+        raise ComposeRefused(problems)
+    by_number = {r.recipient.to_number: r.body for r in texts.rendered}
+    db.session.execute(update(Delivery), [{"id": r.id, "body": by_number[r.to_number]} for r in rows])
+    db.session.execute(update(Message).where(Message.id == message_id).values(body=body))
+    note([r.id for r in rows], "scheduled", f"text changed by {who(user)}")
+    db.session.commit()
+    return len(rows)

@@ -19,12 +19,12 @@ from wtforms import HiddenField, StringField, TextAreaField
 from smsdash.compose import checked_rows, uploads
 from smsdash.compose.personalise import Personalisation, personalise
 from smsdash.compose.recipients import Resolution, resolve
-from smsdash.compose.service import ComposeRefused, Later, Recipient, compose_message, prepare
+from smsdash.compose.service import ComposeRefused, Recipient, compose_message, prepare
 from smsdash.compose.spreadsheet import Sheet, SpreadsheetError, check_sheet
 from smsdash.contacts.search import search_contacts
 from smsdash.extensions import db
 from smsdash.models import Contact, Group, MessageTemplate, group_members, utcnow
-from smsdash.schedules.when import ScheduleRefused, send_time
+from smsdash.schedules.when import Later, ScheduleRefused, send_time
 from smsdash.sending.queue import waiting_for_redis_note
 from smsdash.sms.body import MAX_BODY_CHARS, normalize_line_breaks
 from smsdash.sms.segments import count_segments, describe_char
@@ -128,13 +128,12 @@ def _later(form: ComposeForm) -> Later | None:
         return None
     zone_name = (form.send_zone.data or "").strip() or current_app.config["DEFAULT_TIMEZONE"]
     try:
-        when = send_time(
+        return send_time(
             form.send_at.data or "", zone_name, now=utcnow(), max_days=current_app.config["SCHEDULE_MAX_DAYS"]
         )
     except ScheduleRefused as refused:
         add_error(form.send_at, str(refused))
         return None
-    return Later(when, zone_name)
 
 
 def _use_template(form: ComposeForm) -> None:

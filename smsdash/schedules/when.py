@@ -7,12 +7,21 @@ are the operator's words, shown on the page and by `sms send` alike.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class ScheduleRefused(ValueError):
     """The time cannot be used; the message says why, in the operator's words."""
+
+
+@dataclass(frozen=True)
+class Later:
+    """ "Send later": the UTC time (checked by `send_time`) and the zone the operator chose it in."""
+
+    at: datetime
+    zone: str
 
 
 def zone(name: str) -> ZoneInfo:
@@ -50,11 +59,11 @@ def check_send_at(when: datetime, *, now: datetime, max_days: int) -> None:
         raise ScheduleRefused(f"that is more than {max_days} days ahead; pick a time within {max_days} days")
 
 
-def send_time(text: str, zone_name: str, *, now: datetime, max_days: int) -> datetime:
-    """The UTC time to send at, read and checked: what compose and `sms send --at` both use."""
+def send_time(text: str, zone_name: str, *, now: datetime, max_days: int) -> Later:
+    """The time to send at, read and checked: what compose, `sms send --at` and an edit all use."""
     when = parse_local(text, zone_name)
     check_send_at(when, now=now, max_days=max_days)
-    return when
+    return Later(when, zone(zone_name).key)
 
 
 def describe(when: datetime, zone_name: str) -> str:

@@ -15,11 +15,12 @@ import time_machine
 from flask import Flask
 from sqlalchemy import event, select, text
 
-from smsdash.compose.service import Later, Recipient, compose_message
+from smsdash.compose.service import Recipient, compose_message
 from smsdash.extensions import db
 from smsdash.models import Delivery, Event, utcnow
 from smsdash.redis_conn import get_redis
 from smsdash.schedules.release import release_due
+from smsdash.schedules.when import Later
 from smsdash.sending.queue import sweep_unenqueued
 from smsdash.simulator import Simulator
 from smsdash.worker.queue import get_queue

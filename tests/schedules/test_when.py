@@ -14,10 +14,9 @@ NOW = datetime(2026, 12, 2, 7, 30, tzinfo=UTC)
 
 def test_a_local_time_is_read_in_its_zone() -> None:
     # 06:00 in Chicago in December is 12:00 UTC (CST, UTC-6); the page's datetime-local works too.
-    assert send_time("2026-12-03 06:00", "America/Chicago", now=NOW, max_days=35) == datetime(
-        2026, 12, 3, 12, 0, tzinfo=UTC
-    )
-    assert send_time("2026-12-03T06:00", "America/Chicago", now=NOW, max_days=35).hour == 12
+    later = send_time("2026-12-03 06:00", " America/Chicago", now=NOW, max_days=35)
+    assert (later.at, later.zone) == (datetime(2026, 12, 3, 12, 0, tzinfo=UTC), "America/Chicago")
+    assert send_time("2026-12-03T06:00", "America/Chicago", now=NOW, max_days=35).at.hour == 12
 
 
 def test_a_time_in_the_past_is_refused() -> None:
