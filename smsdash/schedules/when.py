@@ -77,3 +77,18 @@ def describe(when: datetime, zone_name: str) -> str:
         if same_day
         else (f"{local:%Y-%m-%d %H:%M} {tz.key} ({utc:%Y-%m-%d %H:%M} UTC)")
     )
+
+
+def countdown(when: datetime, now: datetime) -> str:
+    """'in 3 h 10 min', 'in 45 s', 'due now': the page's first text, which dashboard.js then
+    keeps up to date (the same words, computed in the browser)."""
+    seconds = int((when - now).total_seconds())
+    if seconds <= 0:
+        return "due now"
+    if seconds < 60:
+        return f"in {seconds} s"
+    minutes = -(-seconds // 60)
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{minutes} min" if minutes else ""]
+    return "in " + " ".join(p for p in parts if p)

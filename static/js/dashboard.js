@@ -40,3 +40,23 @@ document.addEventListener("DOMContentLoaded", function () {
     if (zone) input.value = zone;
   });
 });
+
+// Scheduled sends count down live: each <time data-countdown> says how long until its
+// datetime, in the words the server first wrote (schedules/when.py countdown).
+function countdownText(seconds) {
+  if (seconds <= 0) return "due now";
+  if (seconds < 60) return "in " + seconds + " s";
+  var minutes = Math.ceil(seconds / 60);
+  var days = Math.floor(minutes / 1440);
+  var hours = Math.floor((minutes % 1440) / 60);
+  var mins = minutes % 60;
+  return "in " + [days ? days + " d" : "", hours ? hours + " h" : "", mins ? mins + " min" : ""]
+    .filter(Boolean).join(" ");
+}
+setInterval(function () {
+  document.querySelectorAll("time[data-countdown]").forEach(function (el) {
+    var seconds = Math.floor((Date.parse(el.getAttribute("datetime")) - Date.now()) / 1000);
+    var text = countdownText(seconds);
+    if (el.textContent !== text) el.textContent = text;
+  });
+}, 1000);
