@@ -80,13 +80,14 @@ def describe(when: datetime, zone_name: str) -> str:
 
 
 def countdown(when: datetime, now: datetime) -> str:
-    """'in 3 h 10 min', 'in 45 s', 'due now': the page's first text, which dashboard.js then
-    keeps up to date (the same words, computed in the browser)."""
+    """'in 3 h 10 min', 'in 4 min 5 s', 'due now': the page's first text, which dashboard.js then
+    keeps up to date in the same words. Within the hour it counts seconds, so it visibly ticks."""
     seconds = int((when - now).total_seconds())
     if seconds <= 0:
         return "due now"
-    if seconds < 60:
-        return f"in {seconds} s"
+    if seconds < 3600:
+        minutes, secs = divmod(seconds, 60)
+        return f"in {minutes} min {secs} s" if minutes else f"in {secs} s"
     minutes = -(-seconds // 60)
     days, minutes = divmod(minutes, 24 * 60)
     hours, minutes = divmod(minutes, 60)

@@ -45,7 +45,10 @@ document.addEventListener("DOMContentLoaded", function () {
 // datetime, in the words the server first wrote (schedules/when.py countdown).
 function countdownText(seconds) {
   if (seconds <= 0) return "due now";
-  if (seconds < 60) return "in " + seconds + " s";
+  if (seconds < 3600) {
+    var m = Math.floor(seconds / 60);
+    return "in " + (m ? m + " min " : "") + (seconds % 60) + " s";
+  }
   var minutes = Math.ceil(seconds / 60);
   var days = Math.floor(minutes / 1440);
   var hours = Math.floor((minutes % 1440) / 60);

@@ -48,6 +48,7 @@ def test_the_page_lists_what_goes_out_next_with_a_countdown(app: Flask, logged_i
 def test_countdown_words() -> None:
     now = datetime(2026, 12, 2, 7, 0, tzinfo=UTC)
     assert countdown(now + timedelta(seconds=45), now) == "in 45 s"
+    assert countdown(now + timedelta(minutes=4, seconds=5), now) == "in 4 min 5 s"
     assert countdown(now + timedelta(hours=3, minutes=9, seconds=30), now) == "in 3 h 10 min"
     assert countdown(now + timedelta(days=2, hours=1), now) == "in 2 d 1 h"
     assert countdown(now - timedelta(seconds=1), now) == "due now"
