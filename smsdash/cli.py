@@ -79,7 +79,15 @@ def create_user(email: str, password: str) -> None:
 @click.option("--body", required=True, help="The message text; {{field}} and {{ field | fallback }} are filled in.")
 @click.option("--at", "at", help='Send later, at this local time: "2026-12-03 06:00" (in --tz).')
 @click.option("--tz", "tz", help="The time zone of --at, e.g. America/Chicago (default: DEFAULT_TIMEZONE).")
-def send_command(numbers: tuple[str, ...], sheet: str | None, body: str, at: str | None, tz: str | None) -> None:
+@click.option(
+    "--valid-for",
+    "valid_for",
+    type=click.IntRange(1, 36_000),
+    help="Seconds Twilio may keep trying (ValidityPeriod, 1-36000); undelivered by then, it fails with 30036.",
+)
+def send_command(
+    numbers: tuple[str, ...], sheet: str | None, body: str, at: str | None, tz: str | None, valid_for: int | None
+) -> None:
     """Create a message to every --to number (or every row of --csv) and enqueue its sends; print
     the message id (alone on stdout, so scripts can capture it).
 
@@ -109,7 +117,7 @@ def send_command(numbers: tuple[str, ...], sheet: str | None, body: str, at: str
             raise click.ClickException(f"{len(parsed.errors)} invalid number(s); nothing was sent")
         recipients = [Recipient(n) for n in parsed.numbers]
     try:
-        message = compose_message(body, recipients, author_id=None, later=later)
+        message = compose_message(body, recipients, author_id=None, later=later, validity_seconds=valid_for)
     except ComposeRefused as refused:  # nothing was stored: the same refusal as the page's
         raise click.BadParameter(" ".join(refused.problems), param_hint="--body") from None
     note = waiting_for_redis_note(message.id)

@@ -165,6 +165,8 @@ class Message(db.Model):  # type: ignore[name-defined]  # db.Model is made at ru
     # in, so the page shows it back in their words. Each delivery's own time is `send_after`.
     send_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     send_zone: Mapped[str | None] = mapped_column(String(64))
+    # "Don't deliver after": Twilio's ValidityPeriod (1-36,000 s) for every delivery; None: Twilio's default.
+    validity_seconds: Mapped[int | None] = mapped_column(Integer)
 
     author: Mapped[User | None] = relationship()
     template: Mapped[MessageTemplate | None] = relationship()

@@ -1,4 +1,4 @@
-"""scheduled sends: a message's chosen time and zone, each delivery's release time
+"""scheduled sends: a message's chosen time and zone and validity window, each delivery's release time
 
 Revision ID: 0005
 Revises: 0004
@@ -17,6 +17,7 @@ def upgrade():
     with op.batch_alter_table("comms_messages") as batch_op:
         batch_op.add_column(sa.Column("send_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("send_zone", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("validity_seconds", sa.Integer(), nullable=True))
     op.add_column("comms_deliveries", sa.Column("send_after", sa.DateTime(timezone=True), nullable=True))
     op.create_index("ix_comms_deliveries_status_send_after", "comms_deliveries", ["status", "send_after"])
 
@@ -26,5 +27,6 @@ def downgrade():
     with op.batch_alter_table("comms_deliveries") as batch_op:
         batch_op.drop_column("send_after")
     with op.batch_alter_table("comms_messages") as batch_op:
+        batch_op.drop_column("validity_seconds")
         batch_op.drop_column("send_zone")
         batch_op.drop_column("send_at")

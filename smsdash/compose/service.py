@@ -56,13 +56,15 @@ def compose_message(
     author_id: int | None,
     template_id: int | None = None,
     later: Later | None = None,
+    validity_seconds: int | None = None,
 ) -> Message:
     """Create a message and its deliveries, each with its recipient's own text, commit them,
     then enqueue the sends in batches.
 
     With `later`, the deliveries wait as `scheduled` (recipients and texts fixed now, as the
     operator saw them) and nothing is enqueued: the release task (schedules/release.py) queues
-    them when their time comes.
+    them when their time comes. `validity_seconds` (1-36,000, checked by the caller) goes to
+    Twilio as ValidityPeriod with every delivery: Twilio drops what it could not send in time.
 
     Raises ComposeRefused, storing nothing, when any recipient's text cannot be sent (see
     `Personalisation.problems`). Returns the committed message; whether its work reached Redis
@@ -82,6 +84,7 @@ def compose_message(
         template_id=template_id,
         send_at=later.at if later else None,
         send_zone=later.zone if later else None,
+        validity_seconds=validity_seconds,
     )
     db.session.add(message)
     db.session.flush()

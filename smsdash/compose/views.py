@@ -14,7 +14,8 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
-from wtforms import HiddenField, StringField, TextAreaField
+from wtforms import HiddenField, IntegerField, StringField, TextAreaField
+from wtforms.validators import NumberRange, Optional
 
 from smsdash.compose import checked_rows, uploads
 from smsdash.compose.personalise import Personalisation, personalise
@@ -28,7 +29,7 @@ from smsdash.schedules.when import Later, ScheduleRefused, send_time
 from smsdash.sending.queue import waiting_for_redis_note
 from smsdash.sms.body import MAX_BODY_CHARS, normalize_line_breaks
 from smsdash.sms.segments import count_segments, describe_char
-from smsdash.twilio.messages_api import sender_identity
+from smsdash.twilio.messages_api import VALIDITY_MAX_SECONDS, sender_identity
 from smsdash.web.form_errors import add_error
 
 bp = Blueprint("compose", __name__)
@@ -50,6 +51,11 @@ class ComposeForm(FlaskForm):
     when = StringField("When")  # "now" or "later"; two radios on the page
     send_at = StringField("Date and time")
     send_zone = StringField("Time zone")
+    # "Don't deliver after N minutes": Twilio's ValidityPeriod, which counts seconds.
+    valid_minutes = IntegerField(
+        "Don't deliver after (minutes)",
+        validators=[Optional(), NumberRange(1, VALIDITY_MAX_SECONDS // 60, "Give between 1 and 600 minutes.")],
+    )
 
 
 def _ids(name: str) -> list[int]:
@@ -101,7 +107,7 @@ def new() -> tuple[str, int] | Response:
     texts = _personalise(form, resolution)
     valid = form.validate_on_submit()
     later = _later(form) if valid else None
-    if not valid or not _problems(form, resolution, texts) or form.send_at.errors:
+    if not valid or not _problems(form, resolution, texts) or form.send_at.errors or form.valid_minutes.errors:
         return _page(form, resolution, texts, status=422)
     count = len(resolution.recipients)
     threshold = current_app.config["LARGE_SEND_CONFIRM_THRESHOLD"]
@@ -110,7 +116,12 @@ def new() -> tuple[str, int] | Response:
     recipients = [Recipient(p, cid) for p, cid in resolution.recipients + resolution.opted_out]
     try:
         message = compose_message(
-            form.body.data or "", recipients, author_id=current_user.id, template_id=_template_id(form), later=later
+            form.body.data or "",
+            recipients,
+            author_id=current_user.id,
+            template_id=_template_id(form),
+            later=later,
+            validity_seconds=form.valid_minutes.data * 60 if form.valid_minutes.data else None,
         )
     except ComposeRefused as refused:  # a contact changed between the check above and now
         for problem in refused.problems:
