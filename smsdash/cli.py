@@ -85,8 +85,15 @@ def create_user(email: str, password: str) -> None:
     type=click.IntRange(1, 36_000),
     help="Seconds Twilio may keep trying (ValidityPeriod, 1-36000); undelivered by then, it fails with 30036.",
 )
+@click.option("--ignore-quiet-hours", is_flag=True, help="Urgent: send even to recipients inside QUIET_HOURS.")
 def send_command(
-    numbers: tuple[str, ...], sheet: str | None, body: str, at: str | None, tz: str | None, valid_for: int | None
+    numbers: tuple[str, ...],
+    sheet: str | None,
+    body: str,
+    at: str | None,
+    tz: str | None,
+    valid_for: int | None,
+    ignore_quiet_hours: bool,
 ) -> None:
     """Create a message to every --to number (or every row of --csv) and enqueue its sends; print
     the message id (alone on stdout, so scripts can capture it).
@@ -117,7 +124,14 @@ def send_command(
             raise click.ClickException(f"{len(parsed.errors)} invalid number(s); nothing was sent")
         recipients = [Recipient(n) for n in parsed.numbers]
     try:
-        message = compose_message(body, recipients, author_id=None, later=later, validity_seconds=valid_for)
+        message = compose_message(
+            body,
+            recipients,
+            author_id=None,
+            later=later,
+            validity_seconds=valid_for,
+            ignore_quiet_hours=ignore_quiet_hours,
+        )
     except ComposeRefused as refused:  # nothing was stored: the same refusal as the page's
         raise click.BadParameter(" ".join(refused.problems), param_hint="--body") from None
     note = waiting_for_redis_note(message.id)

@@ -10,7 +10,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -167,6 +180,8 @@ class Message(db.Model):  # type: ignore[name-defined]  # db.Model is made at ru
     send_zone: Mapped[str | None] = mapped_column(String(64))
     # "Don't deliver after": Twilio's ValidityPeriod (1-36,000 s) for every delivery; None: Twilio's default.
     validity_seconds: Mapped[int | None] = mapped_column(Integer)
+    # "Ignore quiet hours": an urgent text goes at once even where it is night (QUIET_HOURS).
+    ignore_quiet_hours: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
     author: Mapped[User | None] = relationship()
     template: Mapped[MessageTemplate | None] = relationship()

@@ -10,6 +10,7 @@ left out instead of a recipient silently missing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, update
@@ -19,6 +20,7 @@ from smsdash.delivery.optouts import opted_out_among
 from smsdash.extensions import db
 from smsdash.models import Delivery, Event, Message, User, utcnow
 from smsdash.schedules.manage import claim, note, who
+from smsdash.schedules.quiet_hours import Hold, describe_hold, holds
 from smsdash.schedules.when import Later, describe
 from smsdash.sending.queue import enqueue_first_attempts
 from smsdash.twilio.messages_api import sender_identity
@@ -57,6 +59,7 @@ def compose_message(
     template_id: int | None = None,
     later: Later | None = None,
     validity_seconds: int | None = None,
+    ignore_quiet_hours: bool = False,
 ) -> Message:
     """Create a message and its deliveries, each with its recipient's own text, commit them,
     then enqueue the sends in batches.
@@ -65,6 +68,8 @@ def compose_message(
     operator saw them) and nothing is enqueued: the release task (schedules/release.py) queues
     them when their time comes. `validity_seconds` (1-36,000, checked by the caller) goes to
     Twilio as ValidityPeriod with every delivery: Twilio drops what it could not send in time.
+    A recipient for whom the send time falls in QUIET_HOURS waits (`scheduled`) until they open,
+    unless `ignore_quiet_hours`.
 
     Raises ComposeRefused, storing nothing, when any recipient's text cannot be sent (see
     `Personalisation.problems`). Returns the committed message; whether its work reached Redis
@@ -76,6 +81,11 @@ def compose_message(
         raise ComposeRefused(problems)
     now = utcnow()
     count = len(active.rendered) + len(opted_out.rendered)
+    held = (
+        {}
+        if ignore_quiet_hours
+        else holds((r.recipient.to_number for r in active.rendered), later.at if later else now)
+    )
     message = Message(
         body=body,
         author_id=author_id,
@@ -85,6 +95,7 @@ def compose_message(
         send_at=later.at if later else None,
         send_zone=later.zone if later else None,
         validity_seconds=validity_seconds,
+        ignore_quiet_hours=ignore_quiet_hours,
     )
     db.session.add(message)
     db.session.flush()
@@ -94,8 +105,8 @@ def compose_message(
             "contact_id": r.recipient.contact_id,
             "to_number": r.recipient.to_number,
             "body": r.body,
-            "status": status,
-            "send_after": later.at if later and status == "scheduled" else None,
+            "status": "scheduled" if status == "queued" and r.recipient.to_number in held else status,
+            "send_after": _send_after(r.recipient.to_number, status, later, held),
             "attempts": 0,
             "created_at": now,
             "updated_at": now,
@@ -112,17 +123,9 @@ def compose_message(
         else []
     )
     events = [
-        {
-            "delivery_id": r.id,
-            "event_type": r.status,
-            "source": "app",
-            "received_at": now,
-            "detail": f"not sent: {r.to_number} opted out (replied STOP) for this sender"
-            if r.status == "canceled"
-            else f"to be sent {describe(later.at, later.zone)}",
-        }
+        {"delivery_id": r.id, "event_type": r.status, "source": "app", "received_at": now, "detail": detail}
         for r in inserted
-        if later or r.status == "canceled"
+        if (detail := _compose_note(r.to_number, r.status, later, held))
     ]
     if events:
         db.session.execute(insert(Event), events)
@@ -130,6 +133,22 @@ def compose_message(
     if not later:
         enqueue_first_attempts([r.id for r in inserted if r.status == "queued"])
     return message
+
+
+def _send_after(number: str, status: str, later: Later | None, held: dict[str, Hold]) -> datetime | None:
+    """When a composed delivery is released: its quiet-hours opening, else the chosen time."""
+    if status == "canceled":
+        return None
+    return held[number].until if number in held else later.at if later else None
+
+
+def _compose_note(number: str, status: str, later: Later | None, held: dict[str, Hold]) -> str | None:
+    """The first timeline note of a composed delivery (None for one sent at once)."""
+    if status == "canceled":
+        return f"not sent: {number} opted out (replied STOP) for this sender"
+    if number in held:
+        return describe_hold(held[number])
+    return f"to be sent {describe(later.at, later.zone)}" if later else None
 
 
 def rewrite_scheduled(message_id: int, body: str, user: User | None) -> int:

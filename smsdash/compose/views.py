@@ -14,7 +14,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
-from wtforms import HiddenField, IntegerField, StringField, TextAreaField
+from wtforms import BooleanField, HiddenField, IntegerField, StringField, TextAreaField
 from wtforms.validators import NumberRange, Optional
 
 from smsdash.compose import checked_rows, uploads
@@ -51,6 +51,7 @@ class ComposeForm(FlaskForm):
     when = StringField("When")  # "now" or "later"; two radios on the page
     send_at = StringField("Date and time")
     send_zone = StringField("Time zone")
+    ignore_quiet_hours = BooleanField("Ignore quiet hours (urgent)")
     # "Don't deliver after N minutes": Twilio's ValidityPeriod, which counts seconds.
     valid_minutes = IntegerField(
         "Don't deliver after (minutes)",
@@ -122,6 +123,7 @@ def new() -> tuple[str, int] | Response:
             template_id=_template_id(form),
             later=later,
             validity_seconds=form.valid_minutes.data * 60 if form.valid_minutes.data else None,
+            ignore_quiet_hours=bool(form.ignore_quiet_hours.data),
         )
     except ComposeRefused as refused:  # a contact changed between the check above and now
         for problem in refused.problems:

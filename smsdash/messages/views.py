@@ -42,6 +42,7 @@ from smsdash.messages.rollup import COUNTERS, Rollup, rollup, rollups, watched_e
 from smsdash.messages.timeline_view import Step, events_for, steps
 from smsdash.models import Contact, Delivery, Message, utcnow
 from smsdash.schedules.manage import NotScheduled, cancel, reschedule, waiting
+from smsdash.schedules.quiet_hours import waiting_note
 from smsdash.schedules.when import ScheduleRefused, countdown, describe, send_time, zone
 from smsdash.sending.queue import waiting_for_redis_note
 from smsdash.sending.retry import can_retry, retry_delivery
@@ -238,6 +239,7 @@ def show(message_id: int) -> Response:
         explain=explain,
         retryable=can_retry,
         describe=describe,
+        quiet_note=waiting_note(message),
         **_table(message.id, page, status, q),
     )
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "recipients":

@@ -16,6 +16,7 @@ from sqlalchemy import Row, func, insert, select, update
 
 from smsdash.extensions import db
 from smsdash.models import Delivery, Event, Message, User, utcnow
+from smsdash.schedules.quiet_hours import describe_hold, holds
 from smsdash.schedules.when import Later, describe
 
 
@@ -109,15 +110,26 @@ def cancel(message_id: int, user: User | None) -> int:
 
 
 def reschedule(message_id: int, later: Later, user: User | None) -> int:
-    """Move the message's waiting deliveries to a new time (checked by `send_time`); commits."""
-    ids = [r.id for r in claim(message_id)]
+    """Move the message's waiting deliveries to a new time (checked by `send_time`), each held
+    again for quiet hours as that time requires; commits."""
+    rows = claim(message_id)
+    message = db.session.get(Message, message_id)
+    held = {} if message is None or message.ignore_quiet_hours else holds((r.to_number for r in rows), later.at)
     db.session.execute(
-        update(Delivery)
-        .where(Delivery.id.in_(ids))
-        .values(send_after=later.at)
-        .execution_options(synchronize_session=False)
+        update(Delivery),
+        [{"id": r.id, "send_after": held[r.to_number].until if r.to_number in held else later.at} for r in rows],
     )
     db.session.execute(update(Message).where(Message.id == message_id).values(send_at=later.at, send_zone=later.zone))
-    note(ids, "scheduled", f"time changed by {who(user)}: now to be sent {describe(later.at, later.zone)}")
+    note(
+        [r.id for r in rows],
+        "scheduled",
+        f"time changed by {who(user)}: now to be sent {describe(later.at, later.zone)}",
+    )
+    by_hold: dict[str, list[int]] = {}
+    for r in rows:
+        if r.to_number in held:
+            by_hold.setdefault(describe_hold(held[r.to_number]), []).append(r.id)
+    for detail, ids in by_hold.items():
+        note(ids, "scheduled", detail)
     db.session.commit()
-    return len(ids)
+    return len(rows)

@@ -109,3 +109,15 @@ def test_compose_page_refuses_a_past_time_and_keeps_the_form(app: Flask, logged_
     assert "already passed" in html and 'id="send-at-error"' in html
     assert 'value="America/Chicago"' in html and "data-browser-zone" not in html  # the choice is kept
     assert _waiting(app) == []
+
+
+def test_compose_page_ignore_quiet_hours(app: Flask, logged_in: FlaskClient) -> None:
+    app.config["QUIET_HOURS"] = "00:00-23:59"  # night all day but a minute: the page runs at the real time
+    assert "Ignore quiet hours (urgent)" in logged_in.get("/messages/new").get_data(as_text=True)
+    assert _compose(logged_in).status_code == 302
+    assert _compose(logged_in, ignore_quiet_hours="y").status_code == 302
+    with app.app_context():
+        rows = db.session.execute(select(Message.ignore_quiet_hours, Delivery.status).join(Delivery.message)).all()
+        held = db.session.scalar(select(Message.id).where(Message.ignore_quiet_hours.is_(False)))
+    assert sorted(rows) == [(False, "scheduled"), (True, "queued")]
+    assert "1 waits for quiet hours: 23:59 " in logged_in.get(f"/messages/{held}").get_data(as_text=True)
