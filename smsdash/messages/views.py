@@ -94,7 +94,7 @@ def scheduled() -> str:
 
 
 @bp.post("/scheduled/<int:message_id>/cancel")
-def cancel_scheduled(message_id: int) -> Response:
+def cancel_scheduled(message_id: int) -> ResponseReturnValue:
     try:
         count = cancel(message_id, current_user)
     except NotScheduled as exc:
@@ -105,7 +105,7 @@ def cancel_scheduled(message_id: int) -> Response:
 
 
 @bp.post("/scheduled/<int:message_id>/edit")
-def edit_scheduled(message_id: int) -> Response:
+def edit_scheduled(message_id: int) -> ResponseReturnValue:
     """Change the time, the text or both; a refusal changes neither (the time is checked first)."""
     message = _message_or_404(message_id)
     body = normalize_line_breaks(request.form.get("body") or "")

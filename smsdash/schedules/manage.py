@@ -53,14 +53,14 @@ def waiting(limit: int = 200) -> list[Waiting]:
         .limit(limit)
     ).all()
     messages = {m.id: m for m in db.session.scalars(select(Message).where(Message.id.in_([r[0] for r in rows])))}
-    return [Waiting(messages[message_id], count, next_at) for message_id, count, next_at in rows]
+    return [Waiting(messages[message_id], count, next_at) for message_id, count, next_at in rows if next_at]
 
 
 def who(user: User | None) -> str:
     return user.email if user is not None else "the command line"
 
 
-def claim(message_id: int) -> Sequence[Row[tuple[int, str, int | None]]]:
+def claim(message_id: int) -> Sequence[Row[int, str, int | None]]:
     """Lock the message's waiting deliveries for a change in this transaction (id, number,
     contact), or NotScheduled. On PostgreSQL a release running now waits for this transaction,
     then re-checks the status; on SQLite the write holds the database."""

@@ -105,7 +105,7 @@ def waiting_note(message: Message) -> str | None:
             Delivery.message_id == message.id, Delivery.status == "scheduled", Delivery.send_after > own_time
         )
     ).one()
-    if not count:
+    if not count or until is None:
         return None
     number = db.session.scalar(
         select(Delivery.to_number).where(Delivery.message_id == message.id, Delivery.send_after == until).limit(1)
