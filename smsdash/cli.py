@@ -1,6 +1,7 @@
 """Every command group of `flask --app wsgi …`, each command a thin wrapper over a domain function.
 
-    users create EMAIL            sms send / sms reconcile     twilio check / configure-webhooks
+    users create EMAIL            sms send / scheduled / cancel / reconcile
+    twilio check / configure-webhooks
     webhooks pending              worker [--burst]
 
 Commands import their feature code when they run, so `flask --help` and the web process do not
@@ -18,6 +19,7 @@ from flask.cli import AppGroup, with_appcontext
 
 if TYPE_CHECKING:
     from smsdash.compose.personalise import Recipient
+    from smsdash.schedules.when import Later
 
 users = AppGroup("users", help="Manage operator accounts.")
 sms = AppGroup("sms", help="Send and inspect SMS from the command line.")
@@ -75,13 +77,31 @@ def create_user(email: str, password: str) -> None:
     help="A spreadsheet (.csv or .xlsx) whose first row names the columns, one of them the phone.",
 )
 @click.option("--body", required=True, help="The message text; {{field}} and {{ field | fallback }} are filled in.")
-def send_command(numbers: tuple[str, ...], sheet: str | None, body: str) -> None:
+@click.option("--at", "at", help='Send later, at this local time: "2026-12-03 06:00" (in --tz).')
+@click.option("--tz", "tz", help="The time zone of --at, e.g. America/Chicago (default: DEFAULT_TIMEZONE).")
+@click.option(
+    "--valid-for",
+    "valid_for",
+    type=click.IntRange(1, 36_000),
+    help="Seconds Twilio may keep trying (ValidityPeriod, 1-36000); undelivered by then, it fails with 30036.",
+)
+@click.option("--ignore-quiet-hours", is_flag=True, help="Urgent: send even to recipients inside QUIET_HOURS.")
+def send_command(
+    numbers: tuple[str, ...],
+    sheet: str | None,
+    body: str,
+    at: str | None,
+    tz: str | None,
+    valid_for: int | None,
+    ignore_quiet_hours: bool,
+) -> None:
     """Create a message to every --to number (or every row of --csv) and enqueue its sends; print
     the message id (alone on stdout, so scripts can capture it).
 
     Placeholders are filled from the contact a number belongs to, or from the spreadsheet row.
     Everything is checked first: an invalid number, a bad row or a recipient whose text cannot be
-    sent is named and nothing is created, so a typo never sends to half a list."""
+    sent is named and nothing is created, so a typo never sends to half a list. With --at, the
+    deliveries wait as scheduled until that time; a time past or too far ahead is refused."""
     from smsdash.compose.service import ComposeRefused, Recipient, compose_message
     from smsdash.sending.queue import waiting_for_redis_note
     from smsdash.sms.body import normalize_line_breaks
@@ -89,6 +109,9 @@ def send_command(numbers: tuple[str, ...], sheet: str | None, body: str) -> None
 
     if bool(numbers) == bool(sheet):
         raise click.UsageError("give --to NUMBER (repeatable) or --csv FILE")
+    if tz and not at:
+        raise click.UsageError("--tz is the zone of --at; give --at too")
+    later = _later(at, tz) if at else None
     body = normalize_line_breaks(body)
     region = current_app.config.get("DEFAULT_PHONE_REGION") or "US"
     if sheet:
@@ -101,14 +124,38 @@ def send_command(numbers: tuple[str, ...], sheet: str | None, body: str) -> None
             raise click.ClickException(f"{len(parsed.errors)} invalid number(s); nothing was sent")
         recipients = [Recipient(n) for n in parsed.numbers]
     try:
-        message = compose_message(body, recipients, author_id=None)
+        message = compose_message(
+            body,
+            recipients,
+            author_id=None,
+            later=later,
+            validity_seconds=valid_for,
+            ignore_quiet_hours=ignore_quiet_hours,
+        )
     except ComposeRefused as refused:  # nothing was stored: the same refusal as the page's
         raise click.BadParameter(" ".join(refused.problems), param_hint="--body") from None
     note = waiting_for_redis_note(message.id)
     if note:
         click.echo(note, err=True)
-    click.echo(f"{message.recipient_count} deliveries queued for message:", err=True)
+    if later:
+        from smsdash.schedules.when import describe
+
+        click.echo(f"{message.recipient_count} deliveries scheduled for {describe(later.at, later.zone)}:", err=True)
+    else:
+        click.echo(f"{message.recipient_count} deliveries queued for message:", err=True)
     click.echo(message.id)
+
+
+def _later(at: str, tz: str | None) -> Later:
+    """--at in --tz (or DEFAULT_TIMEZONE), checked, or the refusal as a bad --at."""
+    from smsdash.models import utcnow
+    from smsdash.schedules.when import ScheduleRefused, send_time
+
+    config = current_app.config
+    try:
+        return send_time(at, tz or config["DEFAULT_TIMEZONE"], now=utcnow(), max_days=config["SCHEDULE_MAX_DAYS"])
+    except ScheduleRefused as exc:
+        raise click.BadParameter(f"{exc}; nothing was sent", param_hint="--at") from None
 
 
 def _sheet_recipients(path: str, body: str, region: str) -> list[Recipient]:
@@ -125,6 +172,35 @@ def _sheet_recipients(path: str, body: str, region: str) -> list[Recipient]:
             click.echo(f"line {line}: {reason}", err=True)
         raise click.ClickException(f"{len(sheet.errors)} bad row(s); nothing was sent")
     return sheet.recipients
+
+
+@sms.command("scheduled")
+def scheduled_command() -> None:
+    """List the messages waiting to be sent, the next one first."""
+    from smsdash.schedules.manage import waiting
+    from smsdash.schedules.when import describe
+
+    entries = waiting()
+    for entry in entries:
+        message = entry.message
+        click.echo(
+            f"message {message.id}  {describe(entry.next_at, message.send_zone or 'UTC')}  "
+            f"{entry.count} recipient(s)  by {entry.author}  {message.body[:40]!r}"
+        )
+    click.echo(f"{len(entries)} message(s) waiting.")
+
+
+@sms.command("cancel")
+@click.argument("message_id", type=int)
+def cancel_command(message_id: int) -> None:
+    """Cancel what is still waiting of scheduled message MESSAGE_ID (nothing sent is affected)."""
+    from smsdash.schedules.manage import NotScheduled, cancel
+
+    try:
+        count = cancel(message_id, None)
+    except NotScheduled as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Canceled {count} scheduled deliveries of message {message_id}.")
 
 
 @sms.command("reconcile")

@@ -139,6 +139,12 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         # The sweeper leaves deliveries younger than this alone: compose may be enqueueing them.
         "SEND_SWEEP_GRACE_SECONDS": _float(env, "SEND_SWEEP_GRACE_SECONDS", 10.0),
         "LARGE_SEND_CONFIRM_THRESHOLD": _int(env, "LARGE_SEND_CONFIRM_THRESHOLD", 100),
+        # "Send later": the zone a time is read in when none is given (the page defaults to the
+        # browser's), and how far ahead a send may be set (35 days: Twilio's own SendAt limit).
+        "DEFAULT_TIMEZONE": env.get("DEFAULT_TIMEZONE") or "UTC",
+        "SCHEDULE_MAX_DAYS": _int(env, "SCHEDULE_MAX_DAYS", 35),
+        # "21:00-08:00": nobody is texted inside it in their own local time; unset, quiet hours are off.
+        "QUIET_HOURS": env.get("QUIET_HOURS") or None,
         # Spreadsheet sends: the largest upload accepted (50,000 rows of a few columns is ~5 MB).
         "SPREADSHEET_MAX_BYTES": _int(env, "SPREADSHEET_MAX_BYTES", 20 * 1024 * 1024),
         # An upload never confirmed (the operator walked away) is deleted once this old.

@@ -10,7 +10,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -161,6 +174,14 @@ class Message(db.Model):  # type: ignore[name-defined]  # db.Model is made at ru
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     recipient_count: Mapped[int] = mapped_column(Integer, default=0)
     template_id: Mapped[int | None] = mapped_column(ForeignKey("message_templates.id", ondelete="SET NULL"))
+    # "Send later": the time the operator chose (None: sent at once) and the zone they chose it
+    # in, so the page shows it back in their words. Each delivery's own time is `send_after`.
+    send_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    send_zone: Mapped[str | None] = mapped_column(String(64))
+    # "Don't deliver after": Twilio's ValidityPeriod (1-36,000 s) for every delivery; None: Twilio's default.
+    validity_seconds: Mapped[int | None] = mapped_column(Integer)
+    # "Ignore quiet hours": an urgent text goes at once even where it is night (QUIET_HOURS).
+    ignore_quiet_hours: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
     author: Mapped[User | None] = relationship()
     template: Mapped[MessageTemplate | None] = relationship()
@@ -184,6 +205,8 @@ class Delivery(db.Model):  # type: ignore[name-defined]  # db.Model is made at r
         Index("ix_comms_deliveries_status_updated", "status", "updated_at"),
         # A conversation's thread and matching a reply to the latest delivery to its number.
         Index("ix_comms_deliveries_to_number_id", "to_number", "id"),
+        # The release task's "scheduled and due" look-up.
+        Index("ix_comms_deliveries_status_send_after", "status", "send_after"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -198,6 +221,8 @@ class Delivery(db.Model):  # type: ignore[name-defined]  # db.Model is made at r
     error_code: Mapped[int | None] = mapped_column(Integer)
     error_message: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # A `scheduled` delivery is released (moved to `queued`) once this time has come.
+    send_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     enqueued_job_id: Mapped[str | None] = mapped_column(String(64))
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -12,12 +12,17 @@ from flask import Flask
 from smsdash.compose.uploads import SWEEP_EVERY_SECONDS as UPLOADS_SWEEP_EVERY_SECONDS
 from smsdash.compose.uploads import sweep_stale as sweep_stale_uploads
 from smsdash.delivery.pending import sweep as sweep_pending
+from smsdash.schedules.quiet_hours import QuietHours
+from smsdash.schedules.release import RELEASE_EVERY_SECONDS, release_due
 from smsdash.sending.queue import SWEEP_EVERY_SECONDS, sweep_unenqueued
 from smsdash.sending.reconciler import interval_seconds, reconcile_periodic
 from smsdash.worker import periodic
 
 
 def init_app(app: Flask) -> None:
+    QuietHours.parse(app.config.get("QUIET_HOURS"))  # a malformed QUIET_HOURS stops the app at start
+    # Scheduled deliveries whose time has come: queued and enqueued.
+    periodic.register(app, release_due, seconds=RELEASE_EVERY_SECONDS)
     # Deliveries composed while Redis was down: enqueued once it is back.
     periodic.register(app, sweep_unenqueued, seconds=SWEEP_EVERY_SECONDS)
     # Callbacks that arrived before their SID was stored: applied once it is.

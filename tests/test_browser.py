@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -777,3 +780,63 @@ def test_a_reply_arrives_live_and_the_operator_answers_from_the_thread(
     finally:
         errors = _stop(worker)
     assert "Traceback" not in errors, errors
+
+
+def test_schedule_see_it_count_down_cancel_it_then_watch_another_go_out(
+    app: Flask, live: tuple[LiveServer, Simulator], browser_page: Any
+) -> None:
+    """Schedule two minutes ahead, find it on the scheduled page counting down, cancel it (no text
+    goes out); schedule another, let it fall due, and watch its badges go live with a worker up."""
+    from playwright.sync_api import expect
+
+    from smsdash.extensions import db
+    from smsdash.models import Delivery, utcnow
+
+    server, simulator = live
+    page = browser_page
+
+    def schedule(body: str) -> None:
+        page.get_by_role("link", name="Compose").first.click()
+        page.get_by_label("Recipients").fill(DELIVERABLE)
+        page.get_by_label("Message", exact=True).fill(body)
+        page.get_by_label("Send later").check()
+        zone_name = page.get_by_label("Time zone").input_value()
+        assert zone_name == page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone")  # the browser's
+        local = datetime.now(ZoneInfo(zone_name)) + timedelta(minutes=2)
+        page.get_by_label("Date and time").fill(f"{local:%Y-%m-%dT%H:%M}")
+        page.get_by_role("button", name="Send").click()
+        expect(page.get_by_role("heading", name="Message #")).to_be_visible()
+        expect(_badge(page, DELIVERABLE)).to_have_attribute("data-status", "scheduled")
+
+    _log_in(page, server)
+    schedule("Site closed tomorrow")
+    _assert_accessible(page, "the compose page's send-later fields")
+    page.get_by_role("link", name="Scheduled").first.click()
+    countdown = page.locator("time[data-countdown]")
+    expect(countdown).to_have_text(re.compile(r"^in [12] min \d+ s$"))
+    expect(countdown).not_to_have_text(countdown.text_content() or "")  # it ticks without a reload
+    _assert_accessible(page, "the scheduled page")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.locator(".flash")).to_contain_text("canceled: 1 deliveries will not be sent")
+    expect(page.locator(".empty")).to_contain_text("Nothing is scheduled")
+    page.get_by_role("link", name="Messages").first.click()
+    page.locator(".message-link").first.click()
+    expect(_badge(page, DELIVERABLE)).to_have_attribute("data-status", "canceled")
+    assert simulator.messages == []
+
+    schedule("Shift moved to 7")
+    page.evaluate("window.__noReload = 'still here'")
+    with app.app_context():  # two minutes pass: the time comes while the page is open
+        db.session.execute(
+            Delivery.__table__.update().where(Delivery.status == "scheduled").values(send_after=utcnow())
+        )
+        db.session.commit()
+    worker = _start_worker(app)
+    try:
+        expect(_badge(page, DELIVERABLE)).to_have_attribute("data-status", "delivered", timeout=45_000)
+    finally:
+        errors = _stop(worker)
+    assert page.evaluate("window.__noReload") == "still here", "the page reloaded instead of updating live"
+    assert "Traceback" not in errors, errors
+    assert [m.to for m in simulator.messages] == [DELIVERABLE]

@@ -10,18 +10,22 @@ left out instead of a recipient silently missing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 
 from smsdash.compose.personalise import Personalisation, Recipient, link_contacts, personalise
 from smsdash.delivery.optouts import opted_out_among
 from smsdash.extensions import db
-from smsdash.models import Delivery, Event, Message, utcnow
+from smsdash.models import Delivery, Event, Message, User, utcnow
+from smsdash.schedules.manage import claim, note, who
+from smsdash.schedules.quiet_hours import Hold, describe_hold, holds
+from smsdash.schedules.when import Later, describe
 from smsdash.sending.queue import enqueue_first_attempts
 from smsdash.twilio.messages_api import sender_identity
 
-__all__ = ["ComposeRefused", "Recipient", "compose_message", "prepare"]
+__all__ = ["ComposeRefused", "Recipient", "compose_message", "prepare", "rewrite_scheduled"]
 
 
 class ComposeRefused(ValueError):
@@ -49,10 +53,23 @@ def prepare(
 
 
 def compose_message(
-    body: str, recipients: Sequence[Recipient], author_id: int | None, template_id: int | None = None
+    body: str,
+    recipients: Sequence[Recipient],
+    author_id: int | None,
+    template_id: int | None = None,
+    later: Later | None = None,
+    validity_seconds: int | None = None,
+    ignore_quiet_hours: bool = False,
 ) -> Message:
     """Create a message and its deliveries, each with its recipient's own text, commit them,
     then enqueue the sends in batches.
+
+    With `later`, the deliveries wait as `scheduled` (recipients and texts fixed now, as the
+    operator saw them) and nothing is enqueued: the release task (schedules/release.py) queues
+    them when their time comes. `validity_seconds` (1-36,000, checked by the caller) goes to
+    Twilio as ValidityPeriod with every delivery: Twilio drops what it could not send in time.
+    A recipient for whom the send time falls in QUIET_HOURS waits (`scheduled`) until they open,
+    unless `ignore_quiet_hours`.
 
     Raises ComposeRefused, storing nothing, when any recipient's text cannot be sent (see
     `Personalisation.problems`). Returns the committed message; whether its work reached Redis
@@ -64,7 +81,22 @@ def compose_message(
         raise ComposeRefused(problems)
     now = utcnow()
     count = len(active.rendered) + len(opted_out.rendered)
-    message = Message(body=body, author_id=author_id, recipient_count=count, created_at=now, template_id=template_id)
+    held = (
+        {}
+        if ignore_quiet_hours
+        else holds((r.recipient.to_number for r in active.rendered), later.at if later else now)
+    )
+    message = Message(
+        body=body,
+        author_id=author_id,
+        recipient_count=count,
+        created_at=now,
+        template_id=template_id,
+        send_at=later.at if later else None,
+        send_zone=later.zone if later else None,
+        validity_seconds=validity_seconds,
+        ignore_quiet_hours=ignore_quiet_hours,
+    )
     db.session.add(message)
     db.session.flush()
     rows: list[dict[str, Any]] = [
@@ -73,12 +105,13 @@ def compose_message(
             "contact_id": r.recipient.contact_id,
             "to_number": r.recipient.to_number,
             "body": r.body,
-            "status": status,
+            "status": "scheduled" if status == "queued" and r.recipient.to_number in held else status,
+            "send_after": _send_after(r.recipient.to_number, status, later, held),
             "attempts": 0,
             "created_at": now,
             "updated_at": now,
         }
-        for status, group in (("queued", active), ("canceled", opted_out))
+        for status, group in (("scheduled" if later else "queued", active), ("canceled", opted_out))
         for r in group.rendered
     ]
     inserted = (
@@ -89,21 +122,52 @@ def compose_message(
         if rows
         else []
     )
-    canceled = [r for r in inserted if r.status == "canceled"]
-    if canceled:
-        db.session.execute(
-            insert(Event),
-            [
-                {
-                    "delivery_id": r.id,
-                    "event_type": "canceled",
-                    "source": "app",
-                    "received_at": now,
-                    "detail": f"not sent: {r.to_number} opted out (replied STOP) for this sender",
-                }
-                for r in canceled
-            ],
-        )
+    events = [
+        {"delivery_id": r.id, "event_type": r.status, "source": "app", "received_at": now, "detail": detail}
+        for r in inserted
+        if (detail := _compose_note(r.to_number, r.status, later, held))
+    ]
+    if events:
+        db.session.execute(insert(Event), events)
     db.session.commit()
-    enqueue_first_attempts([r.id for r in inserted if r.status == "queued"])
+    if not later:
+        enqueue_first_attempts([r.id for r in inserted if r.status == "queued"])
     return message
+
+
+def _send_after(number: str, status: str, later: Later | None, held: dict[str, Hold]) -> datetime | None:
+    """When a composed delivery is released: its quiet-hours opening, else the chosen time."""
+    if status == "canceled":
+        return None
+    return held[number].until if number in held else later.at if later else None
+
+
+def _compose_note(number: str, status: str, later: Later | None, held: dict[str, Hold]) -> str | None:
+    """The first timeline note of a composed delivery (None for one sent at once)."""
+    if status == "canceled":
+        return f"not sent: {number} opted out (replied STOP) for this sender"
+    if number in held:
+        return describe_hold(held[number])
+    return f"to be sent {describe(later.at, later.zone)}" if later else None
+
+
+def rewrite_scheduled(message_id: int, body: str, user: User | None) -> int:
+    """Change a scheduled message's text before it goes out; commits, returns how many waiting
+    deliveries got the new text.
+
+    Each waiting recipient's text is rendered again the way compose renders it (placeholders
+    from the contact; a spreadsheet row's values are not kept, so its own columns can no longer
+    be used). Raises ComposeRefused when any of them cannot be sent, and schedules.manage's
+    NotScheduled once nothing waits; either way nothing changes."""
+    rows = claim(message_id)
+    texts = personalise(body, [Recipient(r.to_number, r.contact_id) for r in rows])
+    problems = texts.problems()
+    if problems:
+        db.session.rollback()
+        raise ComposeRefused(problems)
+    by_number = {r.recipient.to_number: r.body for r in texts.rendered}
+    db.session.execute(update(Delivery), [{"id": r.id, "body": by_number[r.to_number]} for r in rows])
+    db.session.execute(update(Message).where(Message.id == message_id).values(body=body))
+    note([r.id for r in rows], "scheduled", f"text changed by {who(user)}")
+    db.session.commit()
+    return len(rows)

@@ -14,7 +14,8 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
-from wtforms import HiddenField, TextAreaField
+from wtforms import BooleanField, HiddenField, IntegerField, StringField, TextAreaField
+from wtforms.validators import NumberRange, Optional
 
 from smsdash.compose import checked_rows, uploads
 from smsdash.compose.personalise import Personalisation, personalise
@@ -23,11 +24,12 @@ from smsdash.compose.service import ComposeRefused, Recipient, compose_message, 
 from smsdash.compose.spreadsheet import Sheet, SpreadsheetError, check_sheet
 from smsdash.contacts.search import search_contacts
 from smsdash.extensions import db
-from smsdash.models import Contact, Group, MessageTemplate, group_members
+from smsdash.models import Contact, Group, MessageTemplate, group_members, utcnow
+from smsdash.schedules.when import Later, ScheduleRefused, send_time
 from smsdash.sending.queue import waiting_for_redis_note
 from smsdash.sms.body import MAX_BODY_CHARS, normalize_line_breaks
 from smsdash.sms.segments import count_segments, describe_char
-from smsdash.twilio.messages_api import sender_identity
+from smsdash.twilio.messages_api import VALIDITY_MAX_SECONDS, sender_identity
 from smsdash.web.form_errors import add_error
 
 bp = Blueprint("compose", __name__)
@@ -46,6 +48,15 @@ class ComposeForm(FlaskForm):
     body = TextAreaField("Message", filters=[_body])
     confirm_count = HiddenField()
     template_id = HiddenField()
+    when = StringField("When")  # "now" or "later"; two radios on the page
+    send_at = StringField("Date and time")
+    send_zone = StringField("Time zone")
+    ignore_quiet_hours = BooleanField("Ignore quiet hours (urgent)")
+    # "Don't deliver after N minutes": Twilio's ValidityPeriod, which counts seconds.
+    valid_minutes = IntegerField(
+        "Don't deliver after (minutes)",
+        validators=[Optional(), NumberRange(1, VALIDITY_MAX_SECONDS // 60, "Give between 1 and 600 minutes.")],
+    )
 
 
 def _ids(name: str) -> list[int]:
@@ -95,7 +106,9 @@ def new() -> tuple[str, int] | Response:
         return _page(form, Resolution(), _personalise(form, Resolution()))
     resolution = _resolve(form)
     texts = _personalise(form, resolution)
-    if not form.validate_on_submit() or not _problems(form, resolution, texts):
+    valid = form.validate_on_submit()
+    later = _later(form) if valid else None
+    if not valid or not _problems(form, resolution, texts) or form.send_at.errors or form.valid_minutes.errors:
         return _page(form, resolution, texts, status=422)
     count = len(resolution.recipients)
     threshold = current_app.config["LARGE_SEND_CONFIRM_THRESHOLD"]
@@ -104,7 +117,13 @@ def new() -> tuple[str, int] | Response:
     recipients = [Recipient(p, cid) for p, cid in resolution.recipients + resolution.opted_out]
     try:
         message = compose_message(
-            form.body.data or "", recipients, author_id=current_user.id, template_id=_template_id(form)
+            form.body.data or "",
+            recipients,
+            author_id=current_user.id,
+            template_id=_template_id(form),
+            later=later,
+            validity_seconds=form.valid_minutes.data * 60 if form.valid_minutes.data else None,
+            ignore_quiet_hours=bool(form.ignore_quiet_hours.data),
         )
     except ComposeRefused as refused:  # a contact changed between the check above and now
         for problem in refused.problems:
@@ -114,6 +133,20 @@ def new() -> tuple[str, int] | Response:
     if note:
         flash(note, "warning")
     return redirect(url_for("messages.show", message_id=message.id))
+
+
+def _later(form: ComposeForm) -> Later | None:
+    """The "send later" time, or None for now; a bad one is attached to the date field."""
+    if form.when.data != "later":
+        return None
+    zone_name = (form.send_zone.data or "").strip() or current_app.config["DEFAULT_TIMEZONE"]
+    try:
+        return send_time(
+            form.send_at.data or "", zone_name, now=utcnow(), max_days=current_app.config["SCHEDULE_MAX_DAYS"]
+        )
+    except ScheduleRefused as refused:
+        add_error(form.send_at, str(refused))
+        return None
 
 
 def _use_template(form: ComposeForm) -> None:

@@ -16,21 +16,38 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
+from flask_login import current_user
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import Select, select
 from sqlalchemy.orm import contains_eager, selectinload
 
+from smsdash.compose.service import ComposeRefused, rewrite_scheduled
 from smsdash.contacts.search import name_or_number
 from smsdash.delivery.inbound import replies_to, reply_counts
 from smsdash.extensions import db
 from smsdash.messages.retry_wait import retry_waits
 from smsdash.messages.rollup import COUNTERS, Rollup, rollup, rollups, watched_events
 from smsdash.messages.timeline_view import Step, events_for, steps
-from smsdash.models import Contact, Delivery, Message
+from smsdash.models import Contact, Delivery, Message, utcnow
+from smsdash.schedules.manage import NotScheduled, cancel, reschedule, waiting
+from smsdash.schedules.quiet_hours import waiting_note
+from smsdash.schedules.when import ScheduleRefused, countdown, describe, send_time, zone
 from smsdash.sending.queue import waiting_for_redis_note
 from smsdash.sending.retry import can_retry, retry_delivery
+from smsdash.sms.body import normalize_line_breaks
 from smsdash.twilio.error_codes import explain
 from smsdash.web.csv_cells import as_text_cell
 from smsdash.web.pagination import paginate
@@ -62,6 +79,53 @@ def _ids(name: str) -> list[int]:
 
 def _message_or_404(message_id: int) -> Message:
     return db.session.get(Message, message_id) or abort(404)
+
+
+# ---- scheduled messages ------------------------------------------------------------------------
+
+
+@bp.get("/scheduled")
+def scheduled() -> str:
+    """What goes out next: each waiting message's time (its zone and UTC), recipients, author,
+    and its edit and cancel forms. The countdowns tick in dashboard.js; the list is not polled,
+    so an edit being typed is never swapped away."""
+    return render_template(
+        "messages/scheduled.html", entries=waiting(), describe=describe, countdown=countdown, zone_of=zone, now=utcnow()
+    )
+
+
+@bp.post("/scheduled/<int:message_id>/cancel")
+def cancel_scheduled(message_id: int) -> ResponseReturnValue:
+    try:
+        count = cancel(message_id, current_user)
+    except NotScheduled as exc:
+        flash(f"Not canceled: {exc}.", "error")
+    else:
+        flash(f"Message #{message_id} canceled: {count} deliveries will not be sent.", "info")
+    return redirect(url_for("messages.scheduled"))
+
+
+@bp.post("/scheduled/<int:message_id>/edit")
+def edit_scheduled(message_id: int) -> ResponseReturnValue:
+    """Change the time, the text or both; a refusal changes neither (the time is checked first)."""
+    message = _message_or_404(message_id)
+    body = normalize_line_breaks(request.form.get("body") or "")
+    zone_name = (request.form.get("send_zone") or "").strip() or (message.send_zone or "UTC")
+    try:
+        later = send_time(
+            request.form.get("send_at") or "", zone_name, now=utcnow(), max_days=current_app.config["SCHEDULE_MAX_DAYS"]
+        )
+        if body and body != message.body:
+            rewrite_scheduled(message_id, body, current_user)
+        if (later.at, later.zone) != (message.send_at, message.send_zone):
+            reschedule(message_id, later, current_user)
+    except (ScheduleRefused, NotScheduled) as exc:
+        flash(f"Not changed: {exc}.", "error")
+    except ComposeRefused as refused:
+        flash(f"Text not changed: {' '.join(refused.problems)}", "error")
+    else:
+        flash(f"Message #{message_id} saved: to be sent {describe(later.at, later.zone)}.", "info")
+    return redirect(url_for("messages.scheduled"))
 
 
 # ---- the messages list -------------------------------------------------------------------------
@@ -176,6 +240,8 @@ def show(message_id: int) -> Response:
         filters=FILTERS,
         explain=explain,
         retryable=can_retry,
+        describe=describe,
+        quiet_note=waiting_note(message),
         **_table(message.id, page, status, q),
     )
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "recipients":

@@ -29,7 +29,7 @@ from smsdash.delivery.pending import apply_pending
 from smsdash.delivery.status import FINAL, Outcome, apply_status
 from smsdash.delivery.timeline import record_event
 from smsdash.extensions import db
-from smsdash.models import Delivery, Event, PendingCallback, utcnow
+from smsdash.models import Delivery, Event, Message, PendingCallback, utcnow
 from smsdash.redis_conn import get_redis
 from smsdash.sending import queue as send_queue
 from smsdash.sending.adopt import find_existing
@@ -68,6 +68,7 @@ class Claimed:
     attempts: int
     created_at: datetime
     callback: str | None
+    validity: int | None = None  # the message's ValidityPeriod
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,10 @@ def _claim(works: Sequence[Work], counts: dict[str, int]) -> list[Claimed]:
             Delivery.external_message_id,
             Delivery.created_at,
             Delivery.body,
-        ).where(Delivery.id.in_(list(by_id)))
+            Message.validity_seconds,
+        )
+        .join(Message, Message.id == Delivery.message_id)
+        .where(Delivery.id.in_(list(by_id)))
     ).all()
     opted_out = opted_out_among({r.to_number for r in rows}, sender_identity())
     first: list[int] = []
@@ -252,6 +256,7 @@ def _claim(works: Sequence[Work], counts: dict[str, int]) -> list[Claimed]:
             won[r.id],
             r.created_at,
             status_callback_url(config, r.id),
+            r.validity_seconds,
         )
         for r in rows
         if r.id in won
@@ -289,7 +294,7 @@ def _attempt(app: Flask, claimed: Claimed, limiter: SendRateLimiter) -> Result:
                 if existing is not None:
                     return Result(message=existing, adopted=True)
             limiter.wait()
-            return Result(message=send_sms(claimed.to, claimed.body, claimed.callback))
+            return Result(message=send_sms(claimed.to, claimed.body, claimed.callback, claimed.validity))
         except Exception as exc:  # classified by the job's thread
             failure = classify(exc)
             if failure is not None and failure.rate_limited and not isinstance(exc, SendPaused):

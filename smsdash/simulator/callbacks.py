@@ -198,6 +198,12 @@ class CallbackPlayer:
         if outcome.final_status:
             final_delay = max(knobs.callback_final_delay, knobs.callback_sent_delay)
             steps.append((outcome.final_status, outcome.error_code, final_delay))
+        validity = _validity_period(message.params)
+        if validity is not None and knobs.queue_delay > validity:
+            # Still queued when its validity period ran out: Twilio drops it, never sent.
+            steps = [("failed", 30036, float(validity))]
+        else:
+            steps = [(status, code, delay + knobs.queue_delay) for status, code, delay in steps]
         start = time.monotonic()
         delays = [self._jittered(delay, knobs.callback_jitter, rng) for _, _, delay in steps]
         if len(delays) == 2:
@@ -357,3 +363,9 @@ class CallbackPlayer:
             self._cond.notify_all()
         self._thread.join(timeout=5)
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _validity_period(params: dict[str, str]) -> int | None:
+    """The create's ValidityPeriod in seconds, if it sent a usable one."""
+    raw = (params.get("ValidityPeriod") or "").strip()
+    return int(raw) if raw.isdigit() else None

@@ -36,6 +36,9 @@ class Knobs:
     callback_sent_delay: float = 0.5  # create -> `sent` callback
     callback_final_delay: float = 2.0  # create -> final (delivered/undelivered/failed) callback
     callback_jitter: float = 0.2  # each delay varies by up to this share either way
+    # Seconds an accepted message waits in the queue before it is sent (a slow sender's backlog):
+    # every callback comes this much later, and a message whose ValidityPeriod is shorter fails 30036.
+    queue_delay: float = 0.0
     callback_drop_rate: float = 0.0  # share of callbacks never sent (the status still changes)
     callback_reorder: bool = False  # send the final callback before `sent`
     callback_repeat: int = 0  # extra copies of every callback
@@ -72,6 +75,7 @@ class Knobs:
             "callback_final_delay",
             "callback_jitter",
             "auto_reply_delay",
+            "queue_delay",
         ):
             if getattr(self, name) < 0:
                 raise KnobError(f"{name} must not be negative")

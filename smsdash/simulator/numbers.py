@@ -61,6 +61,7 @@ ERROR_MESSAGES: dict[int, str] = {
     30006: "Landline or unreachable carrier",
     30007: "Message filtered",
     30008: "Unknown error",
+    30036: "Validity Period Expired",
 }
 
 

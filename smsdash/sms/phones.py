@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import phonenumbers
+from phonenumbers import timezone as number_zones
 
 # Separators an operator may paste between numbers: commas, semicolons, new lines.
 _SPLIT = re.compile(r"[,;\n\r]+")
@@ -106,3 +107,13 @@ def parse_many(raws: Iterable[str], region: str = "US") -> ParsedNumbers:
 def split_numbers(text: str) -> list[str]:
     """Split a pasted block of numbers on commas, semicolons and new lines."""
     return [part.strip() for part in _SPLIT.split(text) if part.strip()]
+
+
+def time_zones(number: str) -> tuple[str, ...]:
+    """The IANA zones an E.164 number may be in, by its prefix (phonenumbers' geocoding data):
+    one for most numbers, several for a prefix that spans zones, none when unknown."""
+    try:
+        parsed = phonenumbers.parse(number)
+    except phonenumbers.NumberParseException:
+        return ()
+    return tuple(z for z in number_zones.time_zones_for_number(parsed) if z != "Etc/Unknown")

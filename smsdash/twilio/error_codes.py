@@ -186,9 +186,10 @@ _CATALOGUE: dict[int, tuple[str, bool, str]] = {
         "Register the number with an A2P 10DLC campaign in the Twilio Console.",
     ),
     30036: (
-        "The message expired in the queue before it could be sent (validity period).",
+        "Not sent: it was still waiting in Twilio's queue when its time limit (the message's "
+        "\"don't deliver after\", Twilio's validity period) ran out, so Twilio dropped it.",
         True,
-        "Send again later, more slowly, or with a longer validity period.",
+        "If it is still worth sending, send it again; for a large send, give a longer limit or send more slowly.",
     ),
     30037: ("Outbound messaging is disabled for this account.", False, "Contact Twilio Support."),
     30038: (

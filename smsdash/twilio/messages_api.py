@@ -25,14 +25,19 @@ def sender_identity(config: Mapping[str, Any] | None = None) -> str:
     return config.get("TWILIO_MESSAGING_SERVICE_SID") or config.get("TWILIO_FROM_NUMBER") or ""
 
 
-def send_sms(to: str, body: str, status_callback: str | None) -> MessageInstance:
+# Twilio's bounds for ValidityPeriod, in seconds (its queue keeps a message at most 10 hours).
+VALIDITY_MIN_SECONDS, VALIDITY_MAX_SECONDS = 1, 36_000
+
+
+def send_sms(to: str, body: str, status_callback: str | None, validity_period: int | None = None) -> MessageInstance:
     """Create one outbound message at Twilio and return Twilio's answer.
 
     A Messaging Service, when configured, picks the sender itself (and holds the account's
     opt-out handling), so it wins over TWILIO_FROM_NUMBER. Raises the SDK's exceptions
     (TwilioRestException, TwilioServiceException, requests' timeouts) unchanged but for a 429,
     raised as TooManyRequests with the Retry-After the SDK drops: classifying them is the send
-    job's business.
+    job's business. `validity_period` (seconds) makes Twilio drop the message, failed with
+    30036, if it is still in Twilio's queue by then.
     """
     config = current_app.config
     service_sid = config.get("TWILIO_MESSAGING_SERVICE_SID") or ""
@@ -41,7 +46,9 @@ def send_sms(to: str, body: str, status_callback: str | None) -> MessageInstance
     )
     # Messages take no StatusCallbackMethod (neither the API spec nor the SDK has one):
     # Twilio always POSTs message status callbacks, which is what the webhook expects.
-    extra = {"status_callback": status_callback} if status_callback else {}
+    extra: dict[str, Any] = {"status_callback": status_callback} if status_callback else {}
+    if validity_period is not None:
+        extra["validity_period"] = validity_period
     client = get_client()
     try:
         return client.messages.create(to=to, body=body, **sender, **extra)

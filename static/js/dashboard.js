@@ -31,3 +31,35 @@ document.addEventListener("click", function (event) {
     htmx.ajax("GET", button.dataset.timeline, { target: box, swap: "innerHTML" });
   }
 });
+
+// "Send later" reads its time in an explicit zone: the browser's, filled in here unless the
+// operator already chose one (the server leaves data-browser-zone off a re-shown form).
+document.addEventListener("DOMContentLoaded", function () {
+  var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  document.querySelectorAll("input[data-browser-zone]").forEach(function (input) {
+    if (zone) input.value = zone;
+  });
+});
+
+// Scheduled sends count down live: each <time data-countdown> says how long until its
+// datetime, in the words the server first wrote (schedules/when.py countdown).
+function countdownText(seconds) {
+  if (seconds <= 0) return "due now";
+  if (seconds < 3600) {
+    var m = Math.floor(seconds / 60);
+    return "in " + (m ? m + " min " : "") + (seconds % 60) + " s";
+  }
+  var minutes = Math.ceil(seconds / 60);
+  var days = Math.floor(minutes / 1440);
+  var hours = Math.floor((minutes % 1440) / 60);
+  var mins = minutes % 60;
+  return "in " + [days ? days + " d" : "", hours ? hours + " h" : "", mins ? mins + " min" : ""]
+    .filter(Boolean).join(" ");
+}
+setInterval(function () {
+  document.querySelectorAll("time[data-countdown]").forEach(function (el) {
+    var seconds = Math.floor((Date.parse(el.getAttribute("datetime")) - Date.now()) / 1000);
+    var text = countdownText(seconds);
+    if (el.textContent !== text) el.textContent = text;
+  });
+}, 1000);
