@@ -47,16 +47,14 @@ def _app() -> Flask:
 )
 def create_user(email: str, password: str) -> None:
     """Create an operator who can log in with EMAIL and the password."""
-    from smsdash.auth.operators import OperatorError, create_operator
+    from smsdash.auth.operators import OperatorError, OperatorExists, create_operator
 
     try:
         user = create_operator(email, password)
+    except OperatorExists as exc:
+        raise click.ClickException(str(exc)) from exc
     except OperatorError as exc:
-        if exc.field == "password":
-            raise click.BadParameter(str(exc), param_hint="--password") from exc
-        if "already exists" in str(exc):
-            raise click.ClickException(str(exc)) from exc
-        raise click.BadParameter(str(exc), param_hint="EMAIL") from exc
+        raise click.BadParameter(str(exc), param_hint="--password" if exc.field == "password" else "EMAIL") from exc
     click.echo(f"Created operator {user.email}.")
 
 

@@ -18,6 +18,10 @@ class OperatorError(ValueError):
         self.field = field
 
 
+class OperatorExists(OperatorError):
+    """The email already belongs to an operator."""
+
+
 def find_user(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == email.strip().lower()))
 
@@ -31,7 +35,7 @@ def create_operator(email: str, password: str) -> User:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise OperatorError(f"use at least {MIN_PASSWORD_LENGTH} characters", "password")
     if find_user(email) is not None:
-        raise OperatorError(f"an operator with email {email} already exists", "email")
+        raise OperatorExists(f"an operator with email {email} already exists", "email")
     user = User(email=email)
     user.set_password(password)
     db.session.add(user)
