@@ -22,6 +22,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     from smsdash import cli, redis_conn, schedule
     from smsdash.auth import views as auth
+    from smsdash.auth.permissions import check_every_route_has_a_rule
     from smsdash.compose import views as compose
     from smsdash.config import load_config
     from smsdash.contacts import views as contacts
@@ -79,4 +80,5 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
     schedule.init_app(app)
     cli.init_app(app)
+    check_every_route_has_a_rule(app)
     return app

@@ -54,13 +54,23 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class User(UserMixin, db.Model):  # type: ignore[name-defined]  # db.Model is made at run time (python/mypy#8603)
-    """An operator who can log in to the dashboard."""
+    """An operator who can log in to the dashboard, with a role (auth/roles.py).
+
+    Operators are deactivated, never deleted, so the audit log and every message keep naming
+    who did what. `session_version` is part of the id a session cookie carries (`get_id`): the
+    user loader refuses a cookie whose version is not the current one, so bumping it (password
+    change, deactivation) ends every session at once, on every web process, with no session store.
+    """
 
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default="viewer", server_default="viewer")
+    session_version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     def set_password(self, password: str) -> None:
@@ -68,6 +78,69 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined]  # db.Model is ma
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login refuses to log in an inactive user
+        return self.deactivated_at is None
+
+    @property
+    def is_authenticated(self) -> bool:
+        # Any User object is a logged-in operator: the user loader has already refused an inactive
+        # one. UserMixin's version reads is_active, a column load on every check.
+        return True
+
+    def get_id(self) -> str:
+        return f"{self.id}.{self.session_version}"
+
+    def end_sessions(self) -> None:
+        """Make every session cookie issued so far invalid (the caller commits)."""
+        self.session_version = (self.session_version or 1) + 1
+
+
+class PasswordLink(db.Model):  # type: ignore[name-defined]  # db.Model is made at run time (python/mypy#8603)
+    """A one-time link an admin hands to an operator to set their password (no mail server needed).
+
+    Only the token's SHA-256 is stored: whoever reads the database cannot use a link. `used_at`
+    is set by a conditional UPDATE, so a link works once even when two requests race."""
+
+    __tablename__ = "password_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+
+
+class AuditEntry(db.Model):  # type: ignore[name-defined]  # db.Model is made at run time (python/mypy#8603)
+    """One thing someone did, appended by audit/record.py and never changed.
+
+    `actor_label` is the operator's email at the time (or `cli:<os user>`, or the address of an
+    anonymous log-in attempt), so an entry still reads right after the operator is renamed or
+    deactivated. `target_id` is a plain number, not a foreign key: deleting a contact must not
+    touch the entry that records its deletion. Triggers in migration 0007 refuse UPDATE and DELETE."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_occurred_at", "occurred_at"),
+        Index("ix_audit_log_actor_id", "actor_id", "occurred_at"),
+        Index("ix_audit_log_action", "action", "occurred_at"),
+        Index("ix_audit_log_target", "target_type", "target_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor_label: Mapped[str] = mapped_column(String(300))
+    action: Mapped[str] = mapped_column(String(48))
+    target_type: Mapped[str | None] = mapped_column(String(32))
+    target_id: Mapped[int | None] = mapped_column(Integer)
+    address: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 # The longest contact or group name: the column's length, and the limit the contact and group
@@ -182,8 +255,16 @@ class Message(db.Model):  # type: ignore[name-defined]  # db.Model is made at ru
     validity_seconds: Mapped[int | None] = mapped_column(Integer)
     # "Ignore quiet hours": an urgent text goes at once even where it is night (QUIET_HOURS).
     ignore_quiet_hours: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # Approval of a large send (APPROVAL_THRESHOLD): None when none was needed, else "awaiting",
+    # "approved" or "rejected". While awaiting, its deliveries wait as `scheduled`, which the
+    # release task leaves alone; `reviewed_by_id`/`reviewed_at`/`review_reason` say who decided.
+    approval: Mapped[str | None] = mapped_column(String(16))
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    review_reason: Mapped[str | None] = mapped_column(Text)
 
-    author: Mapped[User | None] = relationship()
+    author: Mapped[User | None] = relationship(foreign_keys=[author_id])
+    reviewed_by: Mapped[User | None] = relationship(foreign_keys=[reviewed_by_id])
     template: Mapped[MessageTemplate | None] = relationship()
 
 

@@ -88,8 +88,13 @@ def _truncate_all() -> None:
     if db.engine.dialect.name == "postgresql":
         db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     else:
+        # The audit log refuses DELETE (a trigger, migration 0007): lift it for the wipe, then put it back.
+        guard = db.session.scalar(text("SELECT sql FROM sqlite_master WHERE name = 'audit_log_no_delete'"))
+        db.session.execute(text("DROP TRIGGER IF EXISTS audit_log_no_delete"))
         for name in tables:
             db.session.execute(text(f"DELETE FROM {name}"))
+        if guard:
+            db.session.execute(text(guard))
     db.session.commit()
 
 
@@ -125,7 +130,7 @@ def runner(app: Flask) -> Any:
 def operator(app: Flask) -> User:
     """An operator account in the database."""
     with app.app_context():
-        user = User(email="op@example.com")
+        user = User(email="op@example.com", role="admin")
         user.set_password(TEST_PASSWORD)
         db.session.add(user)
         db.session.commit()

@@ -13,17 +13,15 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length, Regexp
 
+from smsdash.audit.record import record
+from smsdash.auth import permissions
 from smsdash.auth import throttle as login_throttle
 from smsdash.auth.operators import find_user
+from smsdash.auth.permissions import PUBLIC_BLUEPRINTS, PUBLIC_ENDPOINTS, requires
 from smsdash.extensions import db, login_manager
-from smsdash.models import User
+from smsdash.models import User, utcnow
 
 bp = Blueprint("auth", __name__)
-
-# Endpoints reachable without logging in. Everything else requires an operator session, so a
-# new page is private unless someone decides otherwise here (or marks its blueprint public).
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "health.healthz", "static"})
-PUBLIC_BLUEPRINTS = frozenset({"webhooks"})
 
 
 class LoginForm(FlaskForm):
@@ -36,8 +34,20 @@ class LoginForm(FlaskForm):
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id))
+def load_user(session_id: str) -> User | None:
+    """The operator a session cookie names, only while it is still theirs.
+
+    The id is `<user id>.<session version>` (User.get_id): a cookie from before a password
+    change or a deactivation carries an old version, or names an inactive operator, and is
+    refused, so those end every session at once on every web process. A cookie from before
+    versions existed (a bare id) is refused too: its operator logs in again."""
+    user_id, _, version = session_id.partition(".")
+    if not (user_id.isdigit() and version.isdigit()):
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or not user.is_active or user.session_version != int(version):
+        return None
+    return user
 
 
 def _safe_next(target: str | None) -> str:
@@ -73,18 +83,29 @@ def login() -> ResponseReturnValue:
             minutes = attempt.retry_after_minutes
             flash(f"Too many failed log-ins. Try again in {minutes} minute{'s' if minutes != 1 else ''}.", "error")
             status, headers = 429, {"Retry-After": str(attempt.retry_after)}
-        elif _password_ok(user := find_user(email), form.password.data or ""):
+        elif _password_ok(user := find_user(email), form.password.data or "") and user is not None and user.is_active:
             login_throttle.succeeded(attempt)
+            user.last_login_at = utcnow()
+            record("login.success", "operator", user.id, actor=user)
+            db.session.commit()
+            # After the commit, so the operator Flask-Login keeps for this request is loaded, not expired.
             login_user(user)
             return redirect(_safe_next(request.args.get("next")))
         else:
+            # A deactivated operator's right password gets the same words as a wrong one.
+            reason = "unknown email" if user is None else ("deactivated" if not user.is_active else "wrong password")
+            record("login.failure", "operator", user.id if user else None, details={"email": email, "reason": reason})
+            db.session.commit()
             flash("Email or password is not right.", "error")
     return render_template("auth/login.html", form=form), status, headers
 
 
 @bp.route("/logout", methods=["POST"])
 @login_required
+@requires("view")
 def logout() -> ResponseReturnValue:
+    record("logout", "operator", current_user.id)
+    db.session.commit()
     logout_user()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))
@@ -112,3 +133,4 @@ def init_app(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     app.register_blueprint(bp)
     app.before_request(require_login)
+    permissions.init_app(app)  # after the log-in gate: roles are checked for logged-in operators only

@@ -17,6 +17,7 @@ from werkzeug.wrappers import Response
 from wtforms import BooleanField, HiddenField, IntegerField, StringField, TextAreaField
 from wtforms.validators import NumberRange, Optional
 
+from smsdash.auth.permissions import requires
 from smsdash.compose import checked_rows, uploads
 from smsdash.compose.personalise import Personalisation, personalise
 from smsdash.compose.recipients import Resolution, resolve
@@ -99,6 +100,7 @@ def _problems(form: ComposeForm, resolution: Resolution, texts: Personalisation)
 
 
 @bp.route("/messages/new", methods=["GET", "POST"])
+@requires("send")
 def new() -> tuple[str, int] | Response:
     form = ComposeForm()
     if request.method == "GET":
@@ -224,6 +226,7 @@ def _group_sizes(groups: list[Group]) -> dict[int, int]:
 
 
 @bp.post("/messages/new/segments")
+@requires("send")
 def segments() -> str:
     """The live segment counter for the body being typed (its longest rendering, when it has
     placeholders), with the preview of the recipients' texts swapped in beside it."""
@@ -233,6 +236,7 @@ def segments() -> str:
 
 
 @bp.post("/messages/new/summary")
+@requires("send")
 def summary() -> str:
     """The live recipient count: valid, unique and not opted out, with what was left out; the
     counter and preview follow, since who is sent to changes what each text says."""
@@ -244,6 +248,7 @@ def summary() -> str:
 
 
 @bp.get("/messages/new/pick")
+@requires("send")
 def pick() -> str:
     """Contacts and groups matching the picker's search; the ones already chosen stay listed, ticked."""
     q = request.args.get("pick_q", "").strip()
@@ -286,6 +291,7 @@ class SpreadsheetForm(FlaskForm):
 
 
 @bp.route("/messages/new/spreadsheet", methods=["GET", "POST"])
+@requires("send")
 def spreadsheet() -> str | Response:
     """Upload, check, then confirm: the rows read, each bad row by line and reason, and Send only
     when every row can be sent. The body and the uploaded file are kept across each step, and so

@@ -10,6 +10,7 @@ from flask import Blueprint, abort, current_app, flash, make_response, redirect,
 from sqlalchemy import delete, func, select
 from werkzeug.wrappers import Response
 
+from smsdash.auth.permissions import requires
 from smsdash.contacts.csv_import import ImportReport, import_contacts, set_fields
 from smsdash.contacts.forms import ContactForm, GroupForm, ImportForm, MemberForm
 from smsdash.contacts.search import search_contacts
@@ -35,6 +36,7 @@ def _group_or_404(group_id: int) -> Group:
 
 
 @bp.get("/contacts")
+@requires("view")
 def index() -> Response:
     q = request.args.get("q", "")
     page = paginate(search_contacts(q), PER_PAGE)
@@ -48,6 +50,7 @@ def index() -> Response:
 
 
 @bp.route("/contacts/new", methods=["GET", "POST"])
+@requires("send")
 def new() -> tuple[str, int] | Response:
     form = ContactForm()
     if form.validate_on_submit():
@@ -62,6 +65,7 @@ def new() -> tuple[str, int] | Response:
 
 
 @bp.route("/contacts/<int:contact_id>/edit", methods=["GET", "POST"])
+@requires("send")
 def edit(contact_id: int) -> tuple[str, int] | Response:
     contact = _contact_or_404(contact_id)
     form = ContactForm(obj=contact, contact_id=contact.id)
@@ -88,6 +92,7 @@ def _groups(ids: list[int] | None) -> list[Group]:
 
 
 @bp.post("/contacts/<int:contact_id>/delete")
+@requires("send")
 def delete_contact(contact_id: int) -> Response:
     contact = _contact_or_404(contact_id)
     db.session.delete(contact)
@@ -97,6 +102,7 @@ def delete_contact(contact_id: int) -> Response:
 
 
 @bp.get("/contacts/fields")
+@requires("view")
 def fields() -> str:
     """Which fields contacts have (for placeholders) and how many contacts have each."""
     counts = db.session.execute(
@@ -107,6 +113,7 @@ def fields() -> str:
 
 
 @bp.route("/contacts/import", methods=["GET", "POST"])
+@requires("send")
 def import_csv() -> tuple[str, int]:
     form = ImportForm()
     report: ImportReport | None = None
@@ -124,6 +131,7 @@ def import_csv() -> tuple[str, int]:
 
 
 @bp.route("/groups", methods=["GET", "POST"])
+@requires("send", read="view")
 def groups() -> tuple[str, int] | Response:
     form = GroupForm()
     if form.validate_on_submit():
@@ -139,6 +147,7 @@ def groups() -> tuple[str, int] | Response:
 
 
 @bp.route("/groups/<int:group_id>", methods=["GET", "POST"])
+@requires("send", read="view")
 def group(group_id: int) -> tuple[str, int] | Response:
     grp = _group_or_404(group_id)
     rename = GroupForm(obj=grp, group_id=grp.id, prefix="rename")
@@ -178,6 +187,7 @@ def _add_member(grp: Group, form: MemberForm) -> bool:
 
 
 @bp.post("/groups/<int:group_id>/members/<int:contact_id>/remove")
+@requires("send")
 def remove_member(group_id: int, contact_id: int) -> Response:
     grp = _group_or_404(group_id)
     db.session.execute(
@@ -188,6 +198,7 @@ def remove_member(group_id: int, contact_id: int) -> Response:
 
 
 @bp.post("/groups/<int:group_id>/delete")
+@requires("send")
 def delete_group(group_id: int) -> Response:
     grp = _group_or_404(group_id)
     db.session.delete(grp)

@@ -14,6 +14,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import select
 
+from smsdash.auth.permissions import requires
 from smsdash.compose.service import ComposeRefused, Recipient, compose_message
 from smsdash.delivery.optouts import is_opted_out
 from smsdash.extensions import db
@@ -63,6 +64,7 @@ def _list_context(state: InboxState) -> dict[str, object]:
 
 
 @bp.get("")
+@requires("view")
 def index() -> Response:
     """Every conversation, newest first: who, the last text, how many are unread."""
     context = _list_context(inbox_state())
@@ -71,6 +73,7 @@ def index() -> Response:
 
 
 @bp.get("/poll")
+@requires("view")
 def poll() -> Response:
     """The conversation list again if a reply arrived or a thread was read since version `v`."""
     state = inbox_state()
@@ -80,6 +83,7 @@ def poll() -> Response:
 
 
 @bp.get("/unread")
+@requires("view")
 def unread() -> Response:
     """The nav bar's Inbox link with its unread count, if it changed since version `v`."""
     state = inbox_state()
@@ -125,6 +129,7 @@ def _thread_context(number: str) -> dict[str, object]:
 
 
 @bp.get("/<path:number>")
+@requires("view")
 def conversation(number: str) -> Response:
     """The thread with `number`; opening it marks its replies read for the whole team."""
     if not has_texts(number):
@@ -138,6 +143,7 @@ def conversation(number: str) -> Response:
 
 
 @bp.get("/poll/<path:number>")
+@requires("view")
 def thread_poll(number: str) -> Response:
     """The thread again if a text arrived or a badge on screen moved since version `v`. The
     operator is looking at it, so replies that arrive meanwhile are read."""
@@ -150,6 +156,7 @@ def thread_poll(number: str) -> Response:
 
 
 @bp.post("/<path:number>")
+@requires("send")
 def reply(number: str) -> ResponseReturnValue:
     """Answer from the thread: a one-recipient message through the compose pipeline, so
     opt-outs, segments, personalisation and the state machine apply as to any send."""
@@ -174,6 +181,7 @@ def reply(number: str) -> ResponseReturnValue:
 
 
 @bp.get("/media/<int:reply_id>/<int:n>")
+@requires("view")
 def media(reply_id: int, n: int) -> Response:
     """Attachment `n` of a reply, fetched from Twilio with the account's credentials and streamed
     on: the browser sees our URL only, never Twilio's or the token."""

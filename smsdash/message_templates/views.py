@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 from wtforms import StringField, TextAreaField, ValidationError
 from wtforms.validators import DataRequired, Length
 
+from smsdash.auth.permissions import requires
 from smsdash.compose.personalise import Personalisation, Recipient, personalise
 from smsdash.extensions import db
 from smsdash.models import NAME_MAX_LENGTH, Contact, MessageTemplate, utcnow
@@ -78,6 +79,7 @@ def _live(body: str) -> dict[str, object]:
 
 
 @bp.get("/templates")
+@requires("view")
 def index() -> str:
     show_archived = request.args.get("archived") == "1"
     stmt = select(MessageTemplate).order_by(func.lower(MessageTemplate.name))
@@ -90,6 +92,7 @@ def index() -> str:
 
 
 @bp.route("/templates/new", methods=["GET", "POST"])
+@requires("send")
 def new() -> str | Response:
     form = TemplateForm()
     if form.validate_on_submit():
@@ -102,6 +105,7 @@ def new() -> str | Response:
 
 
 @bp.route("/templates/<int:template_id>/edit", methods=["GET", "POST"])
+@requires("send")
 def edit(template_id: int) -> str | Response:
     template = _template_or_404(template_id)
     form = TemplateForm(obj=template, template_id=template.id)
@@ -120,6 +124,7 @@ def _form_page(form: TemplateForm, title: str, template: MessageTemplate | None 
 
 
 @bp.post("/templates/preview")
+@requires("send")
 def preview() -> str:
     """The live counter and preview for the body being typed, filled in for the first contacts."""
     return render_template(
@@ -128,6 +133,7 @@ def preview() -> str:
 
 
 @bp.post("/templates/<int:template_id>/duplicate")
+@requires("send")
 def duplicate(template_id: int) -> Response:
     original = _template_or_404(template_id)
     name = _copy_name(original.name)
@@ -147,6 +153,7 @@ def _copy_name(name: str) -> str:
 
 
 @bp.post("/templates/<int:template_id>/archive")
+@requires("send")
 def archive(template_id: int) -> Response:
     template = _template_or_404(template_id)
     template.archived_at = None if template.archived_at else utcnow()

@@ -34,6 +34,7 @@ from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import Select, select
 from sqlalchemy.orm import contains_eager, selectinload
 
+from smsdash.auth.permissions import requires
 from smsdash.compose.service import ComposeRefused, rewrite_scheduled
 from smsdash.contacts.search import name_or_number
 from smsdash.delivery.inbound import replies_to, reply_counts
@@ -85,6 +86,7 @@ def _message_or_404(message_id: int) -> Message:
 
 
 @bp.get("/scheduled")
+@requires("view")
 def scheduled() -> str:
     """What goes out next: each waiting message's time (its zone and UTC), recipients, author,
     and its edit and cancel forms. The countdowns tick in dashboard.js; the list is not polled,
@@ -95,6 +97,7 @@ def scheduled() -> str:
 
 
 @bp.post("/scheduled/<int:message_id>/cancel")
+@requires("send")
 def cancel_scheduled(message_id: int) -> ResponseReturnValue:
     try:
         count = cancel(message_id, current_user)
@@ -106,6 +109,7 @@ def cancel_scheduled(message_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/scheduled/<int:message_id>/edit")
+@requires("send")
 def edit_scheduled(message_id: int) -> ResponseReturnValue:
     """Change the time, the text or both; a refusal changes neither (the time is checked first)."""
     message = _message_or_404(message_id)
@@ -133,6 +137,7 @@ def edit_scheduled(message_id: int) -> ResponseReturnValue:
 
 @bp.get("/")
 @bp.get("/messages")
+@requires("view")
 def index() -> Response:
     """The messages list, which is also the landing page after login: what an operator checks first."""
     page = paginate(
@@ -148,6 +153,7 @@ def _list_version(ups: dict[int, Rollup]) -> str:
 
 
 @bp.get("/messages/poll")
+@requires("view")
 def index_poll() -> Response:
     """Roll-ups of the listed messages, if any changed since the version the page holds."""
     ups = rollups(_ids("ids"))
@@ -227,6 +233,7 @@ def _table(
 
 
 @bp.get("/messages/<int:message_id>")
+@requires("view")
 def show(message_id: int) -> Response:
     message = _message_or_404(message_id)
     status, q = _status_filter(), request.args.get("q", "")
@@ -254,6 +261,7 @@ def _watch(shown: list[int], open_ids: list[int]) -> list[int]:
 
 
 @bp.get("/messages/<int:message_id>/poll")
+@requires("view")
 def poll(message_id: int) -> Response:
     """What changed on a message page since version `v`: 204 if nothing, else the new roll-up,
     the badges of the rows on screen and the open timelines, as out-of-band swaps.
@@ -329,6 +337,7 @@ def _steps(deliveries: list[Delivery]) -> dict[int, list[Step]]:
 
 
 @bp.get("/messages/<int:message_id>/deliveries/<int:delivery_id>/timeline")
+@requires("view")
 def timeline(message_id: int, delivery_id: int) -> str:
     delivery = db.session.get(Delivery, delivery_id)
     if delivery is None or delivery.message_id != message_id:
@@ -343,6 +352,7 @@ def timeline(message_id: int, delivery_id: int) -> str:
 
 
 @bp.post("/messages/<int:message_id>/deliveries/<int:delivery_id>/retry")
+@requires("send")
 def retry(message_id: int, delivery_id: int) -> ResponseReturnValue:
     """One click (and a confirmation in the browser): a new attempt with its own events."""
     delivery = db.session.get(Delivery, delivery_id)
@@ -390,6 +400,7 @@ def _iso(value: datetime | None) -> str:
 
 
 @bp.get("/messages/<int:message_id>/deliveries.csv")
+@requires("view")
 def export(message_id: int) -> Response:
     """Every delivery of a message as CSV, streamed in chunks so 10,000+ rows need little memory."""
     _message_or_404(message_id)

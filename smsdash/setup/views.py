@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
 
+from smsdash.auth.permissions import requires
 from smsdash.extensions import db
 from smsdash.setup.checks import run_checks
 
@@ -16,11 +17,13 @@ bp = Blueprint("setup", __name__)
 
 
 @bp.get("/setup")
+@requires("view")
 def index() -> str:
     return render_template("setup/index.html")
 
 
 @bp.get("/setup/checks")
+@requires("view")
 def checks() -> str:
     # End the read the log-in check began: the checks call Twilio (and this app's own webhook),
     # and no transaction may stay open across that.
