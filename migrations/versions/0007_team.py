@@ -14,7 +14,7 @@ depends_on = None
 
 # The audit log is append-only in the database itself, not only in the code that writes it.
 _PG_GUARD = """
-CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   RAISE EXCEPTION 'audit_log is append-only: % refused', TG_OP;
 END $$;
