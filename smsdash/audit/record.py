@@ -51,12 +51,14 @@ def record(
 
     `actor` overrides the logged-in operator, for the moments when the session does not say
     who it is yet (a log-in) or any more (a log-out). `label` names an actor that is not an
-    operator ("recipient +15551234567", "twilio") and replaces the label `actor` would give:
-    without it such an entry would read "anonymous" in a webhook, or name the worker's OS account."""
+    operator ("recipient +15551234567", "twilio"): without it such an entry would read
+    "anonymous" in a webhook, or name the worker's OS account. With a label the logged-in
+    operator is not taken as the actor (only an explicit `actor` is): a recipient's STOP is not
+    the doing of whoever's click happened to apply it."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}: add it to smsdash/audit/actions.py")
     address: str | None = None
-    if actor is None and has_request_context() and current_user.is_authenticated:
+    if actor is None and label is None and has_request_context() and current_user.is_authenticated:
         actor = current_user._get_current_object()
     if has_request_context():
         address = request.remote_addr
