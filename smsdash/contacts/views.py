@@ -1,7 +1,8 @@
 """Contacts and groups: list, search, add, edit, delete, group membership and CSV import.
 
 Every phone number is stored as E.164 (so a contact typed as "(415) 555-0101" and one imported
-as "+14155550101" are the same person), and each contact shows whether it has opted out. Every change is audited in its own commit.
+as "+14155550101" are the same person), and each contact shows whether it has opted out. Every
+change is audited in the commit that makes it.
 """
 
 from __future__ import annotations
