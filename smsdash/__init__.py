@@ -33,6 +33,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from smsdash.message_templates import views as message_templates
     from smsdash.messages import views as messages
     from smsdash.setup import views as setup
+    from smsdash.team import audit_views
     from smsdash.web import security_headers
     from smsdash.web.sessions import CookieSessionInterface
     from smsdash.webhooks import views as webhooks
@@ -76,6 +77,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         message_templates.bp,
         setup.bp,
         inbox.bp,
+        audit_views.bp,
     ):
         app.register_blueprint(blueprint)
     schedule.init_app(app)

@@ -75,6 +75,8 @@ PRIVATE_ROUTES = [
     ("GET", "/inbox/poll/<path:number>"),
     ("GET", "/inbox/media/1/1"),
     ("POST", "/logout"),
+    ("GET", "/audit"),
+    ("GET", "/audit.csv"),
 ]
 PUBLIC_RULES = {"/login", "/healthz", "/static/<path:filename>", "/webhooks/twilio/status", "/webhooks/twilio/inbound"}
 

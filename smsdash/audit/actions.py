@@ -30,6 +30,7 @@ ACTIONS: Final[dict[str, str]] = {
     "template.edit": "Edited a template",
     "template.duplicate": "Duplicated a template",
     "template.archive": "Archived a template",
+    "template.restore": "Restored an archived template",
     "optout.add": "Opted a number out",
     "optout.remove": "Opted a number back in",
     # the team

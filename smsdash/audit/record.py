@@ -3,7 +3,8 @@
 `record` adds the entry to the caller's transaction and does not commit: the entry is written
 exactly when the change it describes is, and a change that rolls back leaves no entry claiming
 it happened. The actor is whoever the request is logged in as, or, outside a request (a `flask`
-command), `cli:<OS user>`.
+command), `cli:<OS user>`; a change no operator made (a recipient's STOP, Twilio's 21610) names
+its source in `label` instead.
 
 Entries are never changed: the mapper refuses an UPDATE or DELETE of one here, and triggers in
 the database (migration 0007) refuse it from any other client too.
@@ -44,23 +45,25 @@ def record(
     *,
     details: Mapping[str, Any] | None = None,
     actor: User | None = None,
+    label: str | None = None,
 ) -> AuditEntry:
     """Append one entry to the current transaction (the caller commits it with its change).
 
     `actor` overrides the logged-in operator, for the moments when the session does not say
-    who it is yet (a log-in) or any more (a log-out)."""
+    who it is yet (a log-in) or any more (a log-out). `label` names an actor that is not an
+    operator ("recipient +15551234567", "twilio"): without it such an entry would read
+    "anonymous" in a webhook, or name the worker's OS account. With a label the logged-in
+    operator is not taken as the actor (only an explicit `actor` is): a recipient's STOP is not
+    the doing of whoever's click happened to apply it."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}: add it to smsdash/audit/actions.py")
     address: str | None = None
-    if actor is None and has_request_context() and current_user.is_authenticated:
+    if actor is None and label is None and has_request_context() and current_user.is_authenticated:
         actor = current_user._get_current_object()
     if has_request_context():
         address = request.remote_addr
-        label = actor.email if actor is not None else "anonymous"
-    else:
-        label = actor.email if actor is not None else cli_actor()
-        if actor is not None:
-            label = f"{actor.email} ({cli_actor()})"
+    if label is None:
+        label = _label(actor, in_request=has_request_context())
     entry = AuditEntry(
         actor_id=actor.id if actor is not None else None,
         actor_label=label,
@@ -72,6 +75,12 @@ def record(
     )
     db.session.add(entry)
     return entry
+
+
+def _label(actor: User | None, *, in_request: bool) -> str:
+    if in_request:
+        return actor.email if actor is not None else "anonymous"
+    return f"{actor.email} ({cli_actor()})" if actor is not None else cli_actor()
 
 
 @event.listens_for(AuditEntry, "before_update")

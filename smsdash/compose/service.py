@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import insert, update
 
+from smsdash.audit.record import record
 from smsdash.compose.personalise import Personalisation, Recipient, link_contacts, personalise
 from smsdash.delivery.optouts import opted_out_among
 from smsdash.extensions import db
@@ -169,5 +170,6 @@ def rewrite_scheduled(message_id: int, body: str, user: User | None) -> int:
     db.session.execute(update(Delivery), [{"id": r.id, "body": by_number[r.to_number]} for r in rows])
     db.session.execute(update(Message).where(Message.id == message_id).values(body=body))
     note([r.id for r in rows], "scheduled", f"text changed by {who(user)}")
+    record("message.edit", "message", message_id, details={"body": True, "deliveries": len(rows)}, actor=user)
     db.session.commit()
     return len(rows)

@@ -1,7 +1,8 @@
 """Contacts and groups: list, search, add, edit, delete, group membership and CSV import.
 
 Every phone number is stored as E.164 (so a contact typed as "(415) 555-0101" and one imported
-as "+14155550101" are the same person), and each contact shows whether it has opted out.
+as "+14155550101" are the same person), and each contact shows whether it has opted out. Every
+change is audited in the commit that makes it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from flask import Blueprint, abort, current_app, flash, make_response, redirect,
 from sqlalchemy import delete, func, select
 from werkzeug.wrappers import Response
 
+from smsdash.audit.record import record
 from smsdash.auth.permissions import requires
 from smsdash.contacts.csv_import import ImportReport, import_contacts, set_fields
 from smsdash.contacts.forms import ContactForm, GroupForm, ImportForm, MemberForm
@@ -58,6 +60,8 @@ def new() -> tuple[str, int] | Response:
         contact.groups = _groups(form.groups.data)
         set_fields(contact, form.field_values)
         db.session.add(contact)
+        db.session.flush()
+        record("contact.create", "contact", contact.id, details={"name": contact.name, "phone": contact.phone})
         db.session.commit()
         flash(f"Added {contact.name} ({contact.phone}).", "info")
         return redirect(url_for("contacts.index"))
@@ -73,9 +77,13 @@ def edit(contact_id: int) -> tuple[str, int] | Response:
         form.groups.data = [g.id for g in contact.groups]
         form.fields.data = "\n".join(f"{f.name}: {f.value}" for f in contact.fields)
     if form.validate_on_submit():
+        before = _described(contact)
         contact.name, contact.phone = form.name.data or "", form.e164
         contact.groups = _groups(form.groups.data)
         set_fields(contact, form.field_values, replace=True)
+        after = _described(contact)
+        changed = sorted(k for k in after if after[k] != before[k])
+        record("contact.edit", "contact", contact.id, details={"name": contact.name, "changed": changed})
         db.session.commit()
         flash(f"Saved {contact.name}.", "info")
         return redirect(url_for("contacts.index"))
@@ -87,6 +95,16 @@ def _form_page(form: ContactForm, title: str, contact: Contact | None = None) ->
     return render_template("contacts/form.html", form=form, title=title, contact=contact), status
 
 
+def _described(contact: Contact) -> dict[str, object]:
+    """What an edit can change, to name in its audit entry which parts it did change."""
+    return {
+        "name": contact.name,
+        "phone": contact.phone,
+        "groups": sorted(g.id for g in contact.groups),
+        "fields": sorted((f.name, f.value) for f in contact.fields),
+    }
+
+
 def _groups(ids: list[int] | None) -> list[Group]:
     return list(db.session.scalars(select(Group).where(Group.id.in_(ids or []))))
 
@@ -95,6 +113,7 @@ def _groups(ids: list[int] | None) -> list[Group]:
 @requires("send")
 def delete_contact(contact_id: int) -> Response:
     contact = _contact_or_404(contact_id)
+    record("contact.delete", "contact", contact.id, details={"name": contact.name, "phone": contact.phone})
     db.session.delete(contact)
     db.session.commit()
     flash(f"Deleted {contact.name}.", "info")
@@ -125,6 +144,13 @@ def import_csv() -> tuple[str, int]:
             form.file.errors.append("The file is not UTF-8 text; save it as CSV UTF-8 and try again.")
         else:
             report = import_contacts(text, current_app.config["DEFAULT_PHONE_REGION"])
+            counts = {
+                "created": report.added,
+                "updated": report.updated,
+                "unchanged": report.unchanged,
+                "skipped": len(report.errors),
+            }
+            record("contact.import", details={"file": form.file.data.filename, **counts})
             db.session.commit()
     status = 422 if form.errors or (report and report.errors) else 200
     return render_template("contacts/import.html", form=form, report=report), status
@@ -135,7 +161,10 @@ def import_csv() -> tuple[str, int]:
 def groups() -> tuple[str, int] | Response:
     form = GroupForm()
     if form.validate_on_submit():
-        db.session.add(Group(name=form.name.data))
+        created = Group(name=form.name.data)
+        db.session.add(created)
+        db.session.flush()
+        record("group.create", "group", created.id, details={"name": created.name})
         db.session.commit()
         flash(f"Created group {form.name.data}.", "info")
         return redirect(url_for("contacts.groups"))
@@ -153,7 +182,8 @@ def group(group_id: int) -> tuple[str, int] | Response:
     rename = GroupForm(obj=grp, group_id=grp.id, prefix="rename")
     member = MemberForm(prefix="member")
     if "rename-name" in request.form and rename.validate_on_submit():
-        grp.name = rename.name.data or grp.name
+        was, grp.name = grp.name, rename.name.data or grp.name
+        record("group.edit", "group", grp.id, details={"name": grp.name, "was": was})
         db.session.commit()
         flash(f"Renamed the group to {grp.name}.", "info")
         return redirect(url_for("contacts.group", group_id=grp.id))
@@ -181,6 +211,7 @@ def _add_member(grp: Group, form: MemberForm) -> bool:
         return False
     if contact not in grp.contacts:
         grp.contacts.append(contact)
+        record("group.edit", "group", grp.id, details={"name": grp.name, "added": contact.phone})
         db.session.commit()
     flash(f"{contact.name} is in {grp.name}.", "info")
     return True
@@ -190,9 +221,14 @@ def _add_member(grp: Group, form: MemberForm) -> bool:
 @requires("send")
 def remove_member(group_id: int, contact_id: int) -> Response:
     grp = _group_or_404(group_id)
-    db.session.execute(
-        delete(group_members).where(group_members.c.group_id == grp.id, group_members.c.contact_id == contact_id)
-    )
+    removed = db.session.execute(
+        delete(group_members)
+        .where(group_members.c.group_id == grp.id, group_members.c.contact_id == contact_id)
+        .returning(group_members.c.contact_id)
+    ).all()
+    if removed:
+        phone = db.session.scalar(select(Contact.phone).where(Contact.id == contact_id))
+        record("group.edit", "group", grp.id, details={"name": grp.name, "removed": phone})
     db.session.commit()
     return redirect(url_for("contacts.group", group_id=grp.id))
 
@@ -201,6 +237,7 @@ def remove_member(group_id: int, contact_id: int) -> Response:
 @requires("send")
 def delete_group(group_id: int) -> Response:
     grp = _group_or_404(group_id)
+    record("group.delete", "group", grp.id, details={"name": grp.name})
     db.session.delete(grp)
     db.session.commit()
     flash(f"Deleted group {grp.name} (its contacts are kept).", "info")

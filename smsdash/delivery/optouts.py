@@ -2,7 +2,8 @@
 
 An opt-out belongs to a sender (the From number or Messaging Service SID the STOP was sent to),
 because carriers scope STOP to the sender; a row with the empty sender blocks every sender.
-All functions run in the caller's transaction; the caller commits.
+All functions run in the caller's transaction; the caller commits. A change is audited there
+too (optout.add / optout.remove), named for who caused it: no operator does, so `by` says who.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from collections.abc import Iterable
 
 from sqlalchemy import delete, select
 
+from smsdash.audit.record import record
 from smsdash.dialects import insert_or_ignore
-from smsdash.extensions import db, rows_changed
+from smsdash.extensions import db
 from smsdash.models import OptOut, utcnow
 
 ALL_SENDERS = ""
@@ -39,8 +41,11 @@ def opted_out_among(phones: Iterable[str], sender: str = ALL_SENDERS) -> set[str
     return {phone for (phone,) in rows}
 
 
-def record_opt_out(phone: str, sender: str, source: str) -> bool:
+def record_opt_out(phone: str, sender: str, source: str, *, by: str | None = None) -> bool:
     """Record that `phone` opted out of `sender`; return False if it already had.
+
+    `by` is the audit entry's actor ("recipient +15551234567", "twilio"); without it the entry
+    names the operator or command line running this. A repeat records no entry: nothing changed.
 
     Insert-or-ignore on the (phone, sender) unique key, so a repeated STOP (or a STOP racing a
     21610 from the send job) records once and neither fails. RETURNING tells whether a row went
@@ -50,13 +55,26 @@ def record_opt_out(phone: str, sender: str, source: str) -> bool:
     stmt = insert_or_ignore(table, db.session.get_bind().dialect.name).values(
         phone=phone, sender=sender, source=source, created_at=utcnow()
     )
-    return db.session.execute(stmt.returning(table.c.id)).first() is not None
+    row = db.session.execute(stmt.returning(table.c.id)).first()
+    if row is None:
+        return False
+    record("optout.add", "optout", row.id, details={"phone": phone, "sender": sender, "source": source}, label=by)
+    return True
 
 
-def lift_opt_out(phone: str, sender: str) -> bool:
+def lift_opt_out(phone: str, sender: str, *, by: str | None = None) -> bool:
     """Remove `phone`'s opt-out for `sender` (START / UNSTOP / YES); return True if one existed.
 
     Only the row for that sender goes: a START to one number does not undo an opt-out that an
-    operator recorded for every sender.
+    operator recorded for every sender. `by` is as for `record_opt_out`.
     """
-    return rows_changed(delete(OptOut).where(OptOut.phone == phone, OptOut.sender == sender)) > 0
+    removed = db.session.execute(
+        delete(OptOut)
+        .where(OptOut.phone == phone, OptOut.sender == sender)
+        .returning(OptOut.id, OptOut.source)
+        .execution_options(synchronize_session=False)
+    ).all()
+    for row in removed:
+        details = {"phone": phone, "sender": sender, "source": row.source}
+        record("optout.remove", "optout", row.id, details=details, label=by)
+    return bool(removed)

@@ -323,7 +323,7 @@ def apply_status(
         detail = _refused_guess(delivery_id, detail)
     if error_code == OPTED_OUT and status in FAILURES:
         to_number = connection.execute(_CURRENT, {"p_id": delivery_id}).one().to_number
-        record_opt_out(to_number, sender, source=f"twilio_{OPTED_OUT}")
+        record_opt_out(to_number, sender, source=f"twilio_{OPTED_OUT}", by="twilio")
     recorded = record_event(
         delivery_id,
         status,

@@ -12,8 +12,9 @@ from datetime import datetime
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from smsdash.audit.record import record
 from smsdash.auth.permissions import requires
 from smsdash.compose.service import ComposeRefused, Recipient, compose_message
 from smsdash.delivery.optouts import is_opted_out
@@ -159,16 +160,22 @@ def thread_poll(number: str) -> Response:
 @requires("send")
 def reply(number: str) -> ResponseReturnValue:
     """Answer from the thread: a one-recipient message through the compose pipeline, so
-    opt-outs, segments, personalisation and the state machine apply as to any send."""
+    opt-outs, segments, personalisation and the state machine apply as to any send.
+
+    The audit entry (target: the reply being answered) is added first, so compose's one commit
+    writes it with the message; a refused reply rolls both back."""
     if not has_texts(number):
         abort(404)
     body = request.form.get("body", "")
     refusal = _cannot_reply(number)
     if refusal is None:
         contact_id = db.session.scalar(select(Contact.id).where(Contact.phone == number))
+        answered = db.session.scalar(select(func.max(InboundMessage.id)).where(InboundMessage.from_number == number))
+        record("inbox.reply", "inbound", answered, details={"to": number})
         try:
             compose_message(body, [Recipient(number, contact_id)], author_id=current_user.id)
         except ComposeRefused as exc:
+            db.session.rollback()
             refusal = " ".join(exc.problems)
         else:
             flash("Reply sent.", "info")

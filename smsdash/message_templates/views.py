@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 from wtforms import StringField, TextAreaField, ValidationError
 from wtforms.validators import DataRequired, Length
 
+from smsdash.audit.record import record
 from smsdash.auth.permissions import requires
 from smsdash.compose.personalise import Personalisation, Recipient, personalise
 from smsdash.extensions import db
@@ -98,6 +99,8 @@ def new() -> str | Response:
     if form.validate_on_submit():
         template = MessageTemplate(name=form.name.data, body=form.body.data)
         db.session.add(template)
+        db.session.flush()
+        record("template.create", "template", template.id, details={"name": template.name})
         db.session.commit()
         flash(f"Saved the template {template.name}.", "info")
         return redirect(url_for("message_templates.index"))
@@ -110,7 +113,10 @@ def edit(template_id: int) -> str | Response:
     template = _template_or_404(template_id)
     form = TemplateForm(obj=template, template_id=template.id)
     if form.validate_on_submit():
+        was = {"name": template.name, "body": template.body}
         template.name, template.body = form.name.data or template.name, form.body.data or template.body
+        changed = [key for key, old in was.items() if getattr(template, key) != old]
+        record("template.edit", "template", template.id, details={"name": template.name, "changed": changed})
         db.session.commit()
         flash(f"Saved the template {template.name}. Messages already sent keep their text.", "info")
         return redirect(url_for("message_templates.index"))
@@ -139,6 +145,8 @@ def duplicate(template_id: int) -> Response:
     name = _copy_name(original.name)
     copy = MessageTemplate(name=name, body=original.body)
     db.session.add(copy)
+    db.session.flush()
+    record("template.duplicate", "template", copy.id, details={"name": copy.name, "from_template": original.id})
     db.session.commit()
     flash(f"Made {name}; edit it as you like.", "info")
     return redirect(url_for("message_templates.edit", template_id=copy.id))
@@ -157,6 +165,8 @@ def _copy_name(name: str) -> str:
 def archive(template_id: int) -> Response:
     template = _template_or_404(template_id)
     template.archived_at = None if template.archived_at else utcnow()
+    action = "template.archive" if template.archived_at else "template.restore"
+    record(action, "template", template.id, details={"name": template.name})
     db.session.commit()
     flash(f"{'Archived' if template.archived_at else 'Restored'} the template {template.name}.", "info")
     return redirect(url_for("message_templates.index"))

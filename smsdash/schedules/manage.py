@@ -3,7 +3,8 @@
 Every change is conditional on the deliveries still being `scheduled`, the same test the
 release makes, so an edit or a cancel that races the release either wins for every waiting
 delivery or finds nothing left to change: a text already on its way is never altered or
-half-canceled. Who did it and when goes into each delivery's timeline.
+half-canceled. Who did it and when goes into each delivery's timeline, and into the audit log
+in the same commit (message.edit, message.cancel).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import datetime
 
 from sqlalchemy import Row, func, insert, select, update
 
+from smsdash.audit.record import record
 from smsdash.extensions import db
 from smsdash.models import Delivery, Event, Message, User, utcnow
 from smsdash.schedules.quiet_hours import describe_hold, holds
@@ -105,6 +107,7 @@ def cancel(message_id: int, user: User | None) -> int:
         db.session.rollback()
         raise NotScheduled(message_id)
     note(ids, "canceled", f"canceled before it was sent, by {who(user)}")
+    record("message.cancel", "message", message_id, details={"deliveries": len(ids)}, actor=user)
     db.session.commit()
     return len(ids)
 
@@ -131,5 +134,7 @@ def reschedule(message_id: int, later: Later, user: User | None) -> int:
             by_hold.setdefault(describe_hold(held[r.to_number]), []).append(r.id)
     for detail, ids in by_hold.items():
         note(ids, "scheduled", detail)
+    details = {"send_at": later.at.isoformat(), "send_zone": later.zone, "deliveries": len(rows)}
+    record("message.edit", "message", message_id, details=details, actor=user)
     db.session.commit()
     return len(rows)

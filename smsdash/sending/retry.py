@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import update
 
+from smsdash.audit.record import record
 from smsdash.delivery.timeline import record_event
 from smsdash.extensions import db, rows_changed
 from smsdash.models import Delivery, utcnow
@@ -25,10 +26,12 @@ def retry_delivery(delivery_id: int) -> bool:
     The one way out of `failed`: a delivery Twilio never accepted has no SID, so no callback
     can ever describe it, and reopening it cannot contradict anything Twilio said. It goes back
     to `queued` (a `queued` event says who asked) and through the normal send path, with its
-    own attempts and events. Returns False when the delivery cannot be retried."""
+    own attempts and events, and the audit log says who asked, in the same commit. Returns False
+    when the delivery cannot be retried."""
     delivery = db.session.get(Delivery, delivery_id)
     if delivery is None or not can_retry(delivery):
         return False
+    details = {"message_id": delivery.message_id, "to": delivery.to_number, "error_code": delivery.error_code}
     reopened = (
         rows_changed(
             update(Delivery)
@@ -49,6 +52,7 @@ def retry_delivery(delivery_id: int) -> bool:
         db.session.rollback()
         return False
     record_event(delivery_id, "queued", source="app", detail="retry requested by an operator")
+    record("delivery.retry", "delivery", delivery_id, details=details)
     db.session.commit()
     send_queue.enqueue_first_attempts([delivery_id])
     return True

@@ -160,9 +160,9 @@ def inbound() -> Response:
     if phone and senders and action:
         for sender in senders:
             if action == "stop":
-                record_opt_out(phone, sender, "inbound")
+                record_opt_out(phone, sender, "inbound", by=f"recipient {phone}")
             else:
-                lift_opt_out(phone, sender)
+                lift_opt_out(phone, sender, by=f"recipient {phone}")
         log.info("Inbound %s reply from a recipient: opt-out %s", action, "recorded" if action == "stop" else "lifted")
     db.session.commit()
     return Response(EMPTY_TWIML, 200, mimetype="text/xml")
