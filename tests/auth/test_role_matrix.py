@@ -77,6 +77,8 @@ EXPECTED: dict[str, tuple[Permission, Permission]] = {
     "inbox.thread_poll": (V, V),
     "inbox.reply": (S, S),
     "inbox.media": (V, V),
+    "audit_log.index": (A, A),
+    "audit_log.export": (A, A),
 }
 
 NUMBER = "+15005550006"
