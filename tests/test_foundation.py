@@ -244,7 +244,8 @@ def test_users_create_command(app: Flask, runner) -> None:
     with app.app_context():
         user = db.session.query(User).filter_by(email="new@example.com").one()
         assert user.check_password("s3cret-pass") and user.password_hash != "s3cret-pass"
-    again = runner.invoke(args=["users", "create", "new@example.com", "--password", "s3cret-pass"])
+        assert user.role == "admin"  # the first operator
+    again = runner.invoke(args=["users", "create", "new@example.com", "--role", "admin", "--password", "s3cret-pass"])
     assert again.exit_code != 0 and "already exists" in again.output
 
 
