@@ -74,9 +74,24 @@ PRIVATE_ROUTES = [
     ("POST", "/inbox/<path:number>"),
     ("GET", "/inbox/poll/<path:number>"),
     ("GET", "/inbox/media/1/1"),
+    ("GET", "/team"),
+    ("POST", "/team"),
+    ("POST", "/team/1/role"),
+    ("POST", "/team/1/deactivate"),
+    ("POST", "/team/1/reactivate"),
+    ("POST", "/team/1/link"),
+    ("GET", "/account/password"),
+    ("POST", "/account/password"),
     ("POST", "/logout"),
 ]
-PUBLIC_RULES = {"/login", "/healthz", "/static/<path:filename>", "/webhooks/twilio/status", "/webhooks/twilio/inbound"}
+PUBLIC_RULES = {
+    "/login",
+    "/healthz",
+    "/set-password/<token>",
+    "/static/<path:filename>",
+    "/webhooks/twilio/status",
+    "/webhooks/twilio/inbound",
+}
 
 
 def test_factory_uses_test_config(app: Flask) -> None:
