@@ -33,7 +33,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from smsdash.message_templates import views as message_templates
     from smsdash.messages import views as messages
     from smsdash.setup import views as setup
-    from smsdash.team import audit_views
+    from smsdash.team import account, audit_views
+    from smsdash.team import views as team
     from smsdash.web import security_headers
     from smsdash.web.sessions import CookieSessionInterface
     from smsdash.webhooks import views as webhooks
@@ -77,6 +78,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         message_templates.bp,
         setup.bp,
         inbox.bp,
+        team.bp,
+        account.bp,
         audit_views.bp,
     ):
         app.register_blueprint(blueprint)

@@ -1,6 +1,7 @@
 """Every command group of `flask --app wsgi …`, each command a thin wrapper over a domain function.
 
-    users create EMAIL            sms send / scheduled / cancel / reconcile
+    users create EMAIL --role ROLE / list / set-role EMAIL ROLE / deactivate EMAIL / reactivate EMAIL
+    sms send / scheduled / cancel / reconcile
     twilio check / configure-webhooks
     webhooks pending              worker [--burst]
 
@@ -17,8 +18,11 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
+from smsdash.auth.roles import ROLES
+
 if TYPE_CHECKING:
     from smsdash.compose.personalise import Recipient
+    from smsdash.models import User
     from smsdash.schedules.when import Later
 
 users = AppGroup("users", help="Manage operator accounts.")
@@ -36,26 +40,109 @@ def _app() -> Flask:
 # --- users -------------------------------------------------------------------------------------
 
 
+# The roles are a tiny module of constants, safe to import with the commands.
+ROLE_CHOICE = click.Choice(ROLES, case_sensitive=False)
+CREATE_HINTS = {"email": "EMAIL", "password": "--password", "role": "--role"}
+
+
+def _operator(email: str) -> User:
+    from smsdash.auth.operators import find_user
+
+    user = find_user(email)
+    if user is None:
+        raise click.BadParameter(f"no operator has the email {email}", param_hint="EMAIL")
+    return user
+
+
 @users.command("create")
 @click.argument("email")
-@click.option(
-    "--password",
-    prompt=True,
-    hide_input=True,
-    confirmation_prompt=True,
-    help="The new operator's password (prompted for when left out).",
-)
-def create_user(email: str, password: str) -> None:
+@click.option("--role", type=ROLE_CHOICE, help="admin, sender or viewer; the first operator is an admin unless told.")
+@click.option("--password", help="The new operator's password (prompted for when left out).")
+def create_user(email: str, role: str | None, password: str | None) -> None:
     """Create an operator who can log in with EMAIL and the password."""
-    from smsdash.auth.operators import OperatorError, OperatorExists, create_operator
+    from smsdash.auth.operators import OperatorError, OperatorExists
+    from smsdash.team.operators import add_operator, has_operators
 
+    if role is None:
+        if has_operators():
+            raise click.UsageError(
+                "give --role admin, sender or viewer (only the first operator is an admin by default)"
+            )
+        role = "admin"
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
-        user = create_operator(email, password)
+        user = add_operator(email, role, password)
     except OperatorExists as exc:
         raise click.ClickException(str(exc)) from exc
     except OperatorError as exc:
-        raise click.BadParameter(str(exc), param_hint="--password" if exc.field == "password" else "EMAIL") from exc
-    click.echo(f"Created operator {user.email}.")
+        raise click.BadParameter(str(exc), param_hint=CREATE_HINTS.get(exc.field)) from exc
+    click.echo(f"Created operator {user.email} ({user.role}).")
+
+
+@users.command("list")
+def list_users() -> None:
+    """List every operator: email, role, status and last log-in, in aligned columns."""
+    from smsdash.team.operators import operators
+
+    rows = [
+        (
+            user.email,
+            user.role,
+            "active" if user.is_active else f"deactivated {user.deactivated_at:%Y-%m-%d}",
+            f"{user.last_login_at:%Y-%m-%d %H:%M} UTC" if user.last_login_at else "never",
+        )
+        for user in operators()
+    ]
+    table = [("EMAIL", "ROLE", "STATUS", "LAST LOG-IN"), *rows]
+    widths = [max(len(row[column]) for row in table) for column in range(3)]  # the last column is not padded
+    for *cells, last in table:
+        click.echo("  ".join([*(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)), last]))
+
+
+@users.command("set-role")
+@click.argument("email")
+@click.argument("role", type=ROLE_CHOICE)
+def set_role(email: str, role: str) -> None:
+    """Give operator EMAIL the role ROLE (admin, sender or viewer)."""
+    from smsdash.auth.operators import OperatorError
+    from smsdash.team.operators import change_role
+
+    user = _operator(email)
+    try:
+        changed = change_role(user, role)
+    except OperatorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{user.email} is {'now' if changed else 'already'} {user.role}.")
+
+
+@users.command("deactivate")
+@click.argument("email")
+def deactivate_user(email: str) -> None:
+    """Stop operator EMAIL logging in and end every session they have."""
+    from smsdash.auth.operators import OperatorError
+    from smsdash.team.operators import deactivate
+
+    user = _operator(email)
+    try:
+        changed = deactivate(user)
+    except OperatorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"Deactivated {user.email}; every session of theirs has ended."
+        if changed
+        else f"{user.email} was already deactivated."
+    )
+
+
+@users.command("reactivate")
+@click.argument("email")
+def reactivate_user(email: str) -> None:
+    """Let operator EMAIL log in again (with their old password)."""
+    from smsdash.team.operators import reactivate
+
+    user = _operator(email)
+    click.echo(f"Reactivated {user.email}." if reactivate(user) else f"{user.email} was already active.")
 
 
 # --- sms ---------------------------------------------------------------------------------------

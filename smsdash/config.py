@@ -166,6 +166,8 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "LOGIN_MAX_FAILURES_PER_ACCOUNT": _int(env, "LOGIN_MAX_FAILURES_PER_ACCOUNT", 5),
         "LOGIN_MAX_FAILURES_PER_IP": _int(env, "LOGIN_MAX_FAILURES_PER_IP", 20),
         "LOGIN_FAILURE_WINDOW_SECONDS": _int(env, "LOGIN_FAILURE_WINDOW_SECONDS", 900),
+        # How long a set-password link an admin hands out stays usable (team/links.py).
+        "PASSWORD_LINK_HOURS": _float(env, "PASSWORD_LINK_HOURS", 48.0),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,

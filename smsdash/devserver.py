@@ -19,12 +19,10 @@ from typing import Any, cast
 
 from flask import Flask
 from flask_migrate import upgrade
-from sqlalchemy import func, select
 
 from smsdash import create_app
-from smsdash.extensions import db
-from smsdash.models import User
 from smsdash.redis_conn import get_redis
+from smsdash.team.operators import add_operator, has_operators
 
 SIMULATOR_ACCOUNT_SID = "AC" + "0" * 31 + "1"
 SIMULATOR_FROM_NUMBER = "+15005550006"
@@ -58,13 +56,10 @@ def _uses_simulator(env: dict[str, str]) -> bool:
 def _demo_operator(app: Flask) -> str | None:
     """Create a first operator on an empty database so a newcomer can log in at once."""
     with app.app_context():
-        if db.session.scalar(select(func.count()).select_from(User)):
+        if has_operators():
             return None
         password = secrets.token_urlsafe(9)
-        user = User(email=DEMO_EMAIL)
-        user.set_password(password)
-        db.session.add(user)
-        db.session.commit()
+        add_operator(DEMO_EMAIL, "admin", password)  # an admin: a newcomer tries every page
         return password
 
 

@@ -84,6 +84,7 @@ def test_make_run_serves_the_app_and_stops_everything(tmp_path: Path, stop_signa
         )
         assert answer.status_code == 302
         assert session.get(f"{base}/messages", timeout=10).status_code == 200
+        assert session.get(f"{base}/team", timeout=10).status_code == 200  # the demo operator is an admin
 
         started = _processes_with_env(marker)
         assert len(started) >= 5, started  # supervisor, simulator, worker (+ scheduler), web, redis

@@ -74,11 +74,26 @@ PRIVATE_ROUTES = [
     ("POST", "/inbox/<path:number>"),
     ("GET", "/inbox/poll/<path:number>"),
     ("GET", "/inbox/media/1/1"),
+    ("GET", "/team"),
+    ("POST", "/team"),
+    ("POST", "/team/1/role"),
+    ("POST", "/team/1/deactivate"),
+    ("POST", "/team/1/reactivate"),
+    ("POST", "/team/1/link"),
+    ("GET", "/account/password"),
+    ("POST", "/account/password"),
     ("POST", "/logout"),
     ("GET", "/audit"),
     ("GET", "/audit.csv"),
 ]
-PUBLIC_RULES = {"/login", "/healthz", "/static/<path:filename>", "/webhooks/twilio/status", "/webhooks/twilio/inbound"}
+PUBLIC_RULES = {
+    "/login",
+    "/healthz",
+    "/set-password/<token>",
+    "/static/<path:filename>",
+    "/webhooks/twilio/status",
+    "/webhooks/twilio/inbound",
+}
 
 
 def test_factory_uses_test_config(app: Flask) -> None:
@@ -246,7 +261,8 @@ def test_users_create_command(app: Flask, runner) -> None:
     with app.app_context():
         user = db.session.query(User).filter_by(email="new@example.com").one()
         assert user.check_password("s3cret-pass") and user.password_hash != "s3cret-pass"
-    again = runner.invoke(args=["users", "create", "new@example.com", "--password", "s3cret-pass"])
+        assert user.role == "admin"  # the first operator
+    again = runner.invoke(args=["users", "create", "new@example.com", "--role", "admin", "--password", "s3cret-pass"])
     assert again.exit_code != 0 and "already exists" in again.output
 
 

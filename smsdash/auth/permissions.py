@@ -31,8 +31,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # Endpoints reachable without logging in. Everything else requires an operator session and a
 # permission rule, so a new page is private unless someone decides otherwise here (or marks its
-# blueprint public). The webhooks check Twilio's signature instead.
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "health.healthz", "static"})
+# blueprint public). The webhooks check Twilio's signature instead; a set-password link's token is its own credential.
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "health.healthz", "static", "account.set_password"})
 PUBLIC_BLUEPRINTS = frozenset({"webhooks"})
 
 RULE_ATTRIBUTE = "required_permission"

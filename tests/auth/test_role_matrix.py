@@ -79,6 +79,12 @@ EXPECTED: dict[str, tuple[Permission, Permission]] = {
     "inbox.media": (V, V),
     "audit_log.index": (A, A),
     "audit_log.export": (A, A),
+    "team.index": (A, A),
+    "team.role": (A, A),
+    "team.deactivate_operator": (A, A),
+    "team.reactivate_operator": (A, A),
+    "team.new_link": (A, A),
+    "account.password": (V, V),  # every operator changes their own password
 }
 
 NUMBER = "+15005550006"
@@ -96,6 +102,9 @@ def _world(app: Flask) -> dict[str, str]:
         delivery = Delivery(message_id=message.id, to_number=NUMBER, body="Hi", status="delivered")
         db.session.add(delivery)
         db.session.flush()
+        colleague = User(email="colleague@example.com", role="sender")
+        colleague.set_password(TEST_PASSWORD)
+        db.session.add(colleague)
         reply = InboundMessage(message_sid="SM" + "e" * 32, from_number=NUMBER, body="thanks", delivery_id=delivery.id)
         db.session.add(reply)
         db.session.commit()
@@ -106,6 +115,7 @@ def _world(app: Flask) -> dict[str, str]:
             "message_id": str(message.id),
             "delivery_id": str(delivery.id),
             "reply_id": str(reply.id),
+            "user_id": str(colleague.id),
             "n": "0",
             "number": NUMBER,
         }
