@@ -187,6 +187,7 @@ def send_command(
     Everything is checked first: an invalid number, a bad row or a recipient whose text cannot be
     sent is named and nothing is created, so a typo never sends to half a list. With --at, the
     deliveries wait as scheduled until that time; a time past or too far ahead is refused."""
+    from smsdash.compose.approval import awaiting_note
     from smsdash.compose.service import ComposeRefused, Recipient, compose_message
     from smsdash.sending.queue import waiting_for_redis_note
     from smsdash.sms.body import normalize_line_breaks
@@ -222,7 +223,12 @@ def send_command(
     note = waiting_for_redis_note(message.id)
     if note:
         click.echo(note, err=True)
-    if later:
+    held = awaiting_note(message)
+    if held:
+        # No `sms approve`: approving needs a second operator's identity, and the command line has
+        # none (anyone with a shell could approve their own send), so it is done on the message page.
+        click.echo(f"{held} Nothing more to do here.", err=True)
+    elif later:
         from smsdash.schedules.when import describe
 
         click.echo(f"{message.recipient_count} deliveries scheduled for {describe(later.at, later.zone)}:", err=True)

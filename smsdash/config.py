@@ -71,6 +71,18 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
 
 
+def approval_threshold(env: Mapping[str, str]) -> int | None:
+    """APPROVAL_THRESHOLD: a send to this many recipients or more waits for a second operator's
+    approval. Unset, empty or 0 turns approval off (None); anything but a whole number >= 0 stops
+    the app at start, so a typo never silently turns the safeguard off."""
+    threshold = _int(env, "APPROVAL_THRESHOLD", 0)
+    if threshold < 0:
+        raise ConfigError(
+            f"APPROVAL_THRESHOLD must be a whole number of recipients (1 or more, 0 for off), got {threshold}"
+        )
+    return threshold or None
+
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -139,6 +151,8 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         # The sweeper leaves deliveries younger than this alone: compose may be enqueueing them.
         "SEND_SWEEP_GRACE_SECONDS": _float(env, "SEND_SWEEP_GRACE_SECONDS", 10.0),
         "LARGE_SEND_CONFIRM_THRESHOLD": _int(env, "LARGE_SEND_CONFIRM_THRESHOLD", 100),
+        # A send to this many recipients or more waits until another operator approves it (None: off).
+        "APPROVAL_THRESHOLD": approval_threshold(env),
         # "Send later": the zone a time is read in when none is given (the page defaults to the
         # browser's), and how far ahead a send may be set (35 days: Twilio's own SendAt limit).
         "DEFAULT_TIMEZONE": env.get("DEFAULT_TIMEZONE") or "UTC",

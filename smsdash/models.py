@@ -256,8 +256,9 @@ class Message(db.Model):  # type: ignore[name-defined]  # db.Model is made at ru
     # "Ignore quiet hours": an urgent text goes at once even where it is night (QUIET_HOURS).
     ignore_quiet_hours: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     # Approval of a large send (APPROVAL_THRESHOLD): None when none was needed, else "awaiting",
-    # "approved" or "rejected". While awaiting, its deliveries wait as `scheduled`, which the
-    # release task leaves alone; `reviewed_by_id`/`reviewed_at`/`review_reason` say who decided.
+    # "approved", "rejected" or "expired" (a scheduled one whose time came first: not sent). While
+    # awaiting, its deliveries wait as `scheduled`, which the release task leaves alone;
+    # `reviewed_by_id`/`reviewed_at`/`review_reason` say who decided (compose/approval.py).
     approval: Mapped[str | None] = mapped_column(String(16))
     reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -840,3 +840,91 @@ def test_schedule_see_it_count_down_cancel_it_then_watch_another_go_out(
     assert page.evaluate("window.__noReload") == "still here", "the page reloaded instead of updating live"
     assert "Traceback" not in errors, errors
     assert [m.to for m in simulator.messages] == [DELIVERABLE]
+
+
+def test_a_team_an_approval_and_the_audit_log(app: Flask, live: tuple[LiveServer, Simulator]) -> None:
+    """An admin adds a sender and a viewer on the team page; each sets a password from their
+    one-time link; the viewer sees no Send; the sender composes above APPROVAL_THRESHOLD and sees
+    it awaiting approval; the admin approves it on the message page; the sender's page goes live
+    without a reload; the audit page shows all of it. Three browser contexts: three sessions."""
+    from playwright.sync_api import expect, sync_playwright
+
+    server, _ = live
+    app.config["APPROVAL_THRESHOLD"] = 2
+    numbers = [DELIVERABLE, "+14155550124", "+14155550125"]
+
+    def set_password(page: Any, link: str, email: str, password: str) -> None:
+        page.goto(link)
+        page.get_by_label("New password", exact=True).fill(password)
+        page.get_by_label("New password again").fill(password)
+        page.get_by_role("button", name="Set password").click()
+        page.get_by_label("Email").fill(email)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("heading", name="Messages")).to_be_visible()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        admin, sender, viewer = (browser.new_context().new_page() for _ in range(3))
+        for page in (admin, sender, viewer):
+            page.set_default_timeout(15_000)
+        _log_in(admin, server)
+        admin.get_by_role("link", name="Team").click()
+        links = {}
+        for email, role in (("sam@example.com", "sender"), ("vic@example.com", "viewer")):
+            admin.get_by_label("Email").fill(email)
+            admin.locator("#add-role").select_option(role)
+            admin.get_by_role("button", name="Add operator").click()
+            expect(admin.get_by_role("heading", name=f"Set-password link for {email}")).to_be_visible()
+            links[email] = admin.get_by_label("Link").input_value()
+        _assert_accessible(admin, "the team page, a link shown")
+        set_password(sender, links["sam@example.com"], "sam@example.com", "sam's long password")
+        set_password(viewer, links["vic@example.com"], "vic@example.com", "vic's long password")
+
+        expect(viewer.get_by_role("link", name="Compose")).to_have_count(0)
+        viewer.goto(server.url + "/messages/new")
+        expect(viewer.get_by_role("heading", name="Not allowed")).to_be_visible()
+        expect(viewer.get_by_role("button", name="Send")).to_have_count(0)
+        token = viewer.locator('meta[name="csrf-token"]').get_attribute("content")
+        forged = viewer.request.post(
+            server.url + "/contacts/new", form={"csrf_token": token, "name": "Mallory", "phone": "+14155550199"}
+        )
+        assert forged.status == 403  # a valid session and token, the wrong role
+
+        sender.get_by_role("link", name="Compose").first.click()
+        sender.get_by_label("Recipients").fill("\n".join(numbers))
+        sender.get_by_label("Message", exact=True).fill("The depot opens at 7 tomorrow.")
+        sender.get_by_role("button", name="Send").click()
+        expect(sender.get_by_role("heading", name="Message #")).to_be_visible()
+        expect(sender.locator("#approval")).to_contain_text("Waiting for another operator to approve")
+        expect(sender.get_by_role("button", name="Approve")).to_have_count(0)
+        _assert_accessible(sender, "a message awaiting approval, seen by its author")
+        message_url = sender.url
+        sender.evaluate("window.__noReload = 'still here'")
+
+        worker = _start_worker(app)
+        try:
+            admin.goto(message_url)
+            _assert_accessible(admin, "a message awaiting approval, seen by an approver")
+            admin.get_by_role("button", name="Approve").click()
+            expect(admin.locator("#approval")).to_contain_text("Approved by op@example.com")
+            for number in numbers:
+                expect(_badge(sender, number)).to_have_attribute("data-status", "delivered")
+            expect(sender.locator("#approval")).to_contain_text("Approved by op@example.com")
+            assert sender.evaluate("window.__noReload") == "still here", "the page reloaded instead of updating live"
+        finally:
+            errors = _stop(worker)
+        assert "Traceback" not in errors, errors
+
+        admin.get_by_role("link", name="Audit log").click()
+        log = admin.locator("table")
+        for text in (
+            "Added an operator",
+            "Set a password from a link",
+            "Sent a message",
+            "Approved a large send",
+            "Was refused an action",
+        ):
+            expect(log.first).to_contain_text(text)
+        _assert_accessible(admin, "the audit log")
+        browser.close()

@@ -42,6 +42,8 @@ PRIVATE_ROUTES = [
     ("GET", "/messages/1/deliveries.csv"),
     ("GET", "/messages/1/deliveries/1/timeline"),
     ("POST", "/messages/1/deliveries/1/retry"),
+    ("POST", "/messages/1/approve"),
+    ("POST", "/messages/1/reject"),
     ("GET", "/contacts"),
     ("GET", "/contacts/new"),
     ("POST", "/contacts/new"),

@@ -19,13 +19,14 @@ from wtforms.validators import NumberRange, Optional
 
 from smsdash.auth.permissions import requires
 from smsdash.compose import checked_rows, uploads
+from smsdash.compose.approval import awaiting_note
 from smsdash.compose.personalise import Personalisation, personalise
 from smsdash.compose.recipients import Resolution, resolve
 from smsdash.compose.service import ComposeRefused, Recipient, compose_message, prepare
 from smsdash.compose.spreadsheet import Sheet, SpreadsheetError, check_sheet
 from smsdash.contacts.search import search_contacts
 from smsdash.extensions import db
-from smsdash.models import Contact, Group, MessageTemplate, group_members, utcnow
+from smsdash.models import Contact, Group, Message, MessageTemplate, group_members, utcnow
 from smsdash.schedules.when import Later, ScheduleRefused, send_time
 from smsdash.sending.queue import waiting_for_redis_note
 from smsdash.sms.body import MAX_BODY_CHARS, normalize_line_breaks
@@ -131,10 +132,18 @@ def new() -> tuple[str, int] | Response:
         for problem in refused.problems:
             add_error(form.body, problem)
         return _page(form, resolution, texts, status=422)
+    _flash_notes(message)
+    return redirect(url_for("messages.show", message_id=message.id))
+
+
+def _flash_notes(message: Message) -> None:
+    """What the operator should know about a send just composed: held for approval, or not yet in Redis."""
+    held = awaiting_note(message)
+    if held:
+        flash(held, "info")
     note = waiting_for_redis_note(message.id)
     if note:
         flash(note, "warning")
-    return redirect(url_for("messages.show", message_id=message.id))
 
 
 def _later(form: ComposeForm) -> Later | None:
@@ -332,9 +341,7 @@ def spreadsheet() -> str | Response:
             refused = exc.problems
         else:
             uploads.discard(form.sheet.data or "")
-            note = waiting_for_redis_note(message.id)
-            if note:
-                flash(note, "warning")
+            _flash_notes(message)
             return redirect(url_for("messages.show", message_id=message.id))
     texts = check_sheet(sheet, body).texts
     # Bad rows are listed by line already; the body's own problems (syntax, empty) always show.

@@ -10,6 +10,10 @@ another error code, a note. The message page needs it for the rows on screen (th
 "waiting to retry", their open timelines grow), so its poll asks the same statement to count the
 events of those rows too: events are only ever appended, so a new count means a new event, even
 one whose transaction committed late.
+
+A message held for approval changes no delivery when another operator approves a scheduled one,
+so the message's `approval` rides along in the same statement and is part of the version: every
+page showing it (list, message page) updates without a reload.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from sqlalchemy import ScalarSelect, SQLColumnExpression, func, select
 
 from smsdash.delivery.status import FAILURES, FINAL
 from smsdash.extensions import db
-from smsdash.models import Delivery, Event, InboundMessage
+from smsdash.models import Delivery, Event, InboundMessage, Message
 
 # The counters every message shows, in the order a delivery moves through them.
 COUNTERS = ("queued", "sending", "sent", "delivered", "undelivered", "failed")
@@ -40,6 +44,7 @@ class Rollup:
     last_update: datetime | None = None
     events: int = 0  # events of the watched deliveries (the rows on screen), see `rollup`
     replies: int = 0  # texts recipients sent back to this message (delivery/inbound.py)
+    approval: str | None = None  # Message.approval (compose/approval.py)
 
     @property
     def total(self) -> int:
@@ -76,9 +81,15 @@ class Rollup:
         return 100.0 * sum(n for s, n in self.counts.items() if wanted(s)) / self.total
 
     @property
+    def awaiting_approval(self) -> bool:
+        """Held for approval with something still waiting (a held message canceled has nothing)."""
+        return self.approval == "awaiting" and bool(self.counts.get("scheduled"))
+
+    @property
     def version(self) -> str:
         stamp = self.last_update.isoformat() if self.last_update else ""
-        raw = ";".join(f"{s}={n}" for s, n in sorted(self.counts.items())) + f"@{stamp}+{self.events}+{self.replies}"
+        raw = ";".join(f"{s}={n}" for s, n in sorted(self.counts.items()))
+        raw += f"@{stamp}+{self.events}+{self.replies}+{self.approval or ''}"
         return hashlib.blake2s(raw.encode(), digest_size=8).hexdigest()
 
 
@@ -91,16 +102,19 @@ def rollups(message_ids: Iterable[int]) -> dict[int, Rollup]:
     ids = list(set(message_ids))
     counts: dict[int, dict[str, int]] = {mid: {} for mid in ids}
     latest: dict[int, datetime | None] = dict.fromkeys(ids)
+    approvals: dict[int, str | None] = dict.fromkeys(ids)
     if ids:
         rows = db.session.execute(
-            select(Delivery.message_id, Delivery.status, func.count(), func.max(Delivery.updated_at))
+            select(Delivery.message_id, Delivery.status, func.count(), func.max(Delivery.updated_at), Message.approval)
+            .join(Message, Message.id == Delivery.message_id)
             .where(Delivery.message_id.in_(ids))
-            .group_by(Delivery.message_id, Delivery.status)
+            .group_by(Delivery.message_id, Delivery.status, Message.approval)
         )
-        for mid, status, n, newest in rows:
+        for mid, status, n, newest, approval in rows:
             counts[mid][status] = n
             latest[mid] = _latest(latest[mid], newest)
-    return {mid: Rollup(counts[mid], latest[mid]) for mid in ids}
+            approvals[mid] = approval
+    return {mid: Rollup(counts[mid], latest[mid], approval=approvals[mid]) for mid in ids}
 
 
 def event_count(delivery_ids: Sequence[int]) -> ScalarSelect[int]:
@@ -114,11 +128,13 @@ def rollup(message_id: int, watching: Sequence[int] = ()) -> Rollup:
     when any of those deliveries gets an event that left its row untouched. Still one statement:
     the replies ride along as a scalar subquery over inbound_messages' message_id index."""
     replies = select(func.count()).select_from(InboundMessage).where(InboundMessage.message_id == message_id)
+    approval = select(Message.approval).where(Message.id == message_id)
     columns: list[SQLColumnExpression[Any]] = [
         Delivery.status,
         func.count(),
         func.max(Delivery.updated_at),
         replies.scalar_subquery(),
+        approval.scalar_subquery(),
     ]
     if watching:
         columns.append(event_count(watching))
@@ -128,7 +144,13 @@ def rollup(message_id: int, watching: Sequence[int] = ()) -> Rollup:
     for status, n, newest, *_ in rows:
         counts[status] = n
         latest = _latest(latest, newest)
-    return Rollup(counts, latest, events=rows[0][4] if watching and rows else 0, replies=rows[0][3] if rows else 0)
+    return Rollup(
+        counts,
+        latest,
+        events=rows[0][5] if watching and rows else 0,
+        replies=rows[0][3] if rows else 0,
+        approval=rows[0][4] if rows else None,
+    )
 
 
 def watched_events(delivery_ids: Sequence[int]) -> int:

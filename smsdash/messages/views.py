@@ -34,7 +34,9 @@ from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import Select, select
 from sqlalchemy.orm import contains_eager, selectinload
 
+from smsdash.audit.record import record
 from smsdash.auth.permissions import requires
+from smsdash.compose.approval import REASON_MAX_LENGTH, ApprovalRefused, OwnMessage, approve, reject
 from smsdash.compose.service import ComposeRefused, rewrite_scheduled
 from smsdash.contacts.search import name_or_number
 from smsdash.delivery.inbound import replies_to, reply_counts
@@ -242,18 +244,22 @@ def show(message_id: int) -> Response:
     # The poller starts from the version its first poll will compute, which counts these rows' events.
     up = replace(up, events=watched_events([d.id for d in page.items]))
     context = dict(
-        message=message,
         rollup=up,
         filters=FILTERS,
         explain=explain,
         retryable=can_retry,
-        describe=describe,
         quiet_note=waiting_note(message),
+        **_approval_context(message),
         **_table(message.id, page, status, q),
     )
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "recipients":
         return _vary(Response(render_template("messages/_recipients.html", poller_oob=True, **context)))
     return _vary(Response(render_template("messages/show.html", **context)))
+
+
+def _approval_context(message: Message | None) -> dict[str, Any]:
+    """What _approval.html needs; the poll sends the panel only for a message that needed approval."""
+    return dict(message=message, now=utcnow(), describe=describe, reason_max=REASON_MAX_LENGTH)
 
 
 def _watch(shown: list[int], open_ids: list[int]) -> list[int]:
@@ -278,12 +284,13 @@ def poll(message_id: int) -> Response:
     if up.version == request.args.get("v"):
         return Response(status=204)
     status = _status_filter()
+    approval = _approval_context(db.session.get(Message, message_id) if up.approval else None)
     if status:
         q = request.args.get("q", "")
         page = _page_of_deliveries(message_id, up, status, q)
         listed = [d.id for d in page.items]
         if listed != shown or page.total != request.args.get("total", type=int):
-            return _poll_table(message_id, up, page, status, q, open_ids)
+            return _poll_table(message_id, up, page, status, q, open_ids, approval)
         rows = list(page.items) + _by_id(message_id, [i for i in open_ids if i not in listed])
     else:  # an unfiltered (or only searched) table keeps its rows: only their badges change
         rows = _by_id(message_id, _watch(shown, open_ids))
@@ -301,11 +308,14 @@ def poll(message_id: int) -> Response:
             waits=retry_waits(cells),
             replies=replies_to(d.id for d in cells),
             timelines=[(deliveries[i], timelines[i]) for i in timelines],
+            **approval,
         )
     )
 
 
-def _poll_table(message_id: int, up: Rollup, page: Pagination, status: str, q: str, open_ids: list[int]) -> Response:
+def _poll_table(
+    message_id: int, up: Rollup, page: Pagination, status: str, q: str, open_ids: list[int], approval: dict[str, Any]
+) -> Response:
     """A filtered table whose rows or total changed, whole, in place of the one on screen. That
     one's id names the page it asked for, not the page shown now (fewer rows, fewer pages).
 
@@ -326,6 +336,7 @@ def _poll_table(message_id: int, up: Rollup, page: Pagination, status: str, q: s
             # The page the poll asked for: the table's `page` input, always a positive number.
             replaces=_table_key(status, q, request.args.get("page", 1, type=int)),
             **_table(message_id, page, status, q, kept, timelines),
+            **approval,
         )
     )
 
@@ -371,6 +382,55 @@ def retry(message_id: int, delivery_id: int) -> ResponseReturnValue:
             "error",
         )
     return redirect(url_for("messages.show", message_id=message_id))
+
+
+# ---- approval of a large send --------------------------------------------------------------------
+
+
+@bp.post("/messages/<int:message_id>/approve")
+@requires("send")
+def approve_message(message_id: int) -> ResponseReturnValue:
+    _message_or_404(message_id)
+    try:
+        released = approve(message_id, current_user)
+    except OwnMessage as refused:
+        return _own_message(refused)
+    except ApprovalRefused as refused:
+        flash(f"Not approved: {refused}", "error")
+    else:
+        flash(
+            f"Message #{message_id} approved: sending to {released} recipients."
+            if released
+            else f"Message #{message_id} approved: it goes out at its scheduled time.",
+            "info",
+        )
+    return redirect(url_for("messages.show", message_id=message_id))
+
+
+@bp.post("/messages/<int:message_id>/reject")
+@requires("send")
+def reject_message(message_id: int) -> ResponseReturnValue:
+    _message_or_404(message_id)
+    try:
+        canceled = reject(message_id, current_user, request.form.get("reason") or "")
+    except OwnMessage as refused:
+        return _own_message(refused)
+    except ApprovalRefused as refused:
+        flash(f"Not rejected: {refused}", "error")
+    else:
+        flash(f"Message #{message_id} rejected: {canceled} deliveries will not be sent.", "info")
+    return redirect(url_for("messages.show", message_id=message_id))
+
+
+def _own_message(refused: OwnMessage) -> ResponseReturnValue:
+    """The author's own approve or reject: the page never offers it, so this is a forged or stale
+    form, refused and audited like any other refused action (auth/permissions.py)."""
+    record(
+        "permission.denied",
+        details={"method": request.method, "path": request.path, "role": current_user.role, "needed": "not the author"},
+    )
+    db.session.commit()
+    return render_template("auth/forbidden.html", message=str(refused)), 403
 
 
 # ---- export --------------------------------------------------------------------------------------

@@ -44,6 +44,8 @@ EXPECTED: dict[str, tuple[Permission, Permission]] = {
     "messages.timeline": (V, V),
     "messages.export": (V, V),  # viewers may download a message's results: it is reading
     "messages.retry": (S, S),
+    "messages.approve_message": (S, S),
+    "messages.reject_message": (S, S),
     "messages.scheduled": (V, V),
     "messages.cancel_scheduled": (S, S),
     "messages.edit_scheduled": (S, S),
