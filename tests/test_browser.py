@@ -876,7 +876,7 @@ def test_a_team_an_approval_and_the_audit_log(app: Flask, live: tuple[LiveServer
             admin.locator("#add-role").select_option(role)
             admin.get_by_role("button", name="Add operator").click()
             expect(admin.get_by_role("heading", name=f"Set-password link for {email}")).to_be_visible()
-            links[email] = admin.get_by_label("Link").input_value()
+            links[email] = admin.get_by_role("textbox", name="Link").input_value()
         _assert_accessible(admin, "the team page, a link shown")
         set_password(sender, links["sam@example.com"], "sam@example.com", "sam's long password")
         set_password(viewer, links["vic@example.com"], "vic@example.com", "vic's long password")
@@ -896,7 +896,7 @@ def test_a_team_an_approval_and_the_audit_log(app: Flask, live: tuple[LiveServer
         sender.get_by_label("Message", exact=True).fill("The depot opens at 7 tomorrow.")
         sender.get_by_role("button", name="Send").click()
         expect(sender.get_by_role("heading", name="Message #")).to_be_visible()
-        expect(sender.locator("#approval")).to_contain_text("Waiting for another operator to approve")
+        expect(sender.locator("#approval-panel")).to_contain_text("Waiting for another operator to approve")
         expect(sender.get_by_role("button", name="Approve")).to_have_count(0)
         _assert_accessible(sender, "a message awaiting approval, seen by its author")
         message_url = sender.url
@@ -906,25 +906,24 @@ def test_a_team_an_approval_and_the_audit_log(app: Flask, live: tuple[LiveServer
         try:
             admin.goto(message_url)
             _assert_accessible(admin, "a message awaiting approval, seen by an approver")
+            admin.once("dialog", lambda dialog: dialog.accept())  # "Approve message #1 and send it to 3 recipients?"
             admin.get_by_role("button", name="Approve").click()
-            expect(admin.locator("#approval")).to_contain_text("Approved by op@example.com")
+            expect(admin.locator("#approval-panel")).to_contain_text("Approved by op@example.com")
             for number in numbers:
                 expect(_badge(sender, number)).to_have_attribute("data-status", "delivered")
-            expect(sender.locator("#approval")).to_contain_text("Approved by op@example.com")
+            expect(sender.locator("#approval-panel")).to_contain_text("Approved by op@example.com")
             assert sender.evaluate("window.__noReload") == "still here", "the page reloaded instead of updating live"
         finally:
             errors = _stop(worker)
         assert "Traceback" not in errors, errors
 
-        admin.get_by_role("link", name="Audit log").click()
-        log = admin.locator("table")
-        for text in (
-            "Added an operator",
-            "Set a password from a link",
-            "Sent a message",
-            "Approved a large send",
-            "Was refused an action",
-        ):
-            expect(log.first).to_contain_text(text)
+        admin.get_by_role("link", name="Audit log for this message").click()
+        log = admin.locator("table").first
+        for text in ("Sent a message", "sam@example.com", "Approved a large send", "recipients: 3"):
+            expect(log).to_contain_text(text)
+        expect(log).not_to_contain_text("Added an operator")  # this message's entries only
+        admin.get_by_role("link", name="Audit log", exact=True).click()
+        for text in ("Added an operator", "Set a password from a link", "Logged in", "Was refused an action"):
+            expect(log).to_contain_text(text)
         _assert_accessible(admin, "the audit log")
         browser.close()
