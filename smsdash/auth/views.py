@@ -78,12 +78,18 @@ def login() -> ResponseReturnValue:
     if form.validate_on_submit():
         email = form.email.data or ""
         attempt = login_throttle.take_attempt(email, request.remote_addr)
+        user = None
         if not attempt.allowed:
             # The same words whether the email is an operator's or not, and no password check.
             minutes = attempt.retry_after_minutes
             flash(f"Too many failed log-ins. Try again in {minutes} minute{'s' if minutes != 1 else ''}.", "error")
             status, headers = 429, {"Retry-After": str(attempt.retry_after)}
-        elif _password_ok(user := find_user(email), form.password.data or "") and user is not None and user.is_active:
+            reason = "throttled"
+        elif not _password_ok(user := find_user(email), form.password.data or "") or user is None:
+            reason = "unknown email" if user is None else "wrong password"
+        elif not user.is_active:
+            reason = "deactivated"  # the right password, and the same words as a wrong one
+        else:
             login_throttle.succeeded(attempt)
             user.last_login_at = utcnow()
             record("login.success", "operator", user.id, actor=user)
@@ -91,12 +97,10 @@ def login() -> ResponseReturnValue:
             # After the commit, so the operator Flask-Login keeps for this request is loaded, not expired.
             login_user(user)
             return redirect(_safe_next(request.args.get("next")))
-        else:
-            # A deactivated operator's right password gets the same words as a wrong one.
-            reason = "unknown email" if user is None else ("deactivated" if not user.is_active else "wrong password")
-            record("login.failure", "operator", user.id if user else None, details={"email": email, "reason": reason})
-            db.session.commit()
+        if reason != "throttled":
             flash("Email or password is not right.", "error")
+        record("login.failure", "operator", user.id if user else None, details={"email": email, "reason": reason})
+        db.session.commit()
     return render_template("auth/login.html", form=form), status, headers
 
 
