@@ -97,10 +97,12 @@ def login() -> ResponseReturnValue:
             # After the commit, so the operator Flask-Login keeps for this request is loaded, not expired.
             login_user(user)
             return redirect(_safe_next(request.args.get("next")))
+        # An attempt the throttle refused is not recorded: those are unbounded (a flood would fill
+        # the log), and the failures that tripped the throttle are on it already.
         if reason != "throttled":
             flash("Email or password is not right.", "error")
-        record("login.failure", "operator", user.id if user else None, details={"email": email, "reason": reason})
-        db.session.commit()
+            record("login.failure", "operator", user.id if user else None, details={"email": email, "reason": reason})
+            db.session.commit()
     return render_template("auth/login.html", form=form), status, headers
 
 

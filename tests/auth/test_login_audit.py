@@ -64,3 +64,12 @@ def test_a_deactivated_operator_cannot_log_in_and_the_page_does_not_say_so(
         ("login.failure", "wrong password"),
         ("login.failure", "deactivated"),
     ]
+
+
+def test_attempts_the_throttle_refuses_are_not_recorded_one_by_one(
+    app: Flask, client: FlaskClient, operator: User
+) -> None:
+    app.config.update(LOGIN_MAX_FAILURES_PER_ACCOUNT=2)
+    statuses = [_log_in(client, operator.email, "not the password").status_code for _ in range(5)]
+    assert statuses == [401, 401, 429, 429, 429]
+    assert [d["reason"] for _, _, _, _, d in _entries(app)] == ["wrong password", "wrong password"]
