@@ -28,7 +28,7 @@ from smsdash.models import User
 
 TEST_PASSWORD = "correct horse battery"
 
-pytest_plugins = ["tests.fixtures_webhooks", "tests.fixtures_twilio"]
+pytest_plugins = ["tests.fixtures_webhooks", "tests.fixtures_twilio", "tests.races"]
 
 # Hypothesis (tests/delivery/test_status_properties.py): every example writes to the real database,
 # so the default profile bounds their number to keep `make test` fast; HYPOTHESIS_PROFILE=thorough

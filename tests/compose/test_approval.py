@@ -4,15 +4,13 @@ database, real Redis and RQ, Twilio by the simulator."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, select, text
+from sqlalchemy import select
 
 from smsdash.compose.approval import REASON_MAX_LENGTH, ApprovalRefused, OwnMessage, approve, reject
 from smsdash.compose.service import Recipient, compose_message
@@ -22,6 +20,7 @@ from smsdash.models import AuditEntry, Delivery, Event, Message, OptOut, User
 from smsdash.simulator import Simulator
 from smsdash.worker.queue import get_queue
 from smsdash.worker.runner import run_worker
+from tests.races import first_holds_until_another_waits, run_at_once
 
 NUMBERS = ["+14155550101", "+14155550102", "+14155550103"]
 
@@ -251,13 +250,6 @@ def test_sms_send_says_it_awaits_approval(app: Flask, runner: Any, threshold: in
     assert statuses(app, 1) == Counter({"scheduled": 3})
 
 
-@pytest.fixture
-def on_postgres(app: Flask) -> None:
-    with app.app_context():
-        if db.engine.dialect.name != "postgresql":
-            pytest.skip("row locks and concurrent transactions are PostgreSQL's")
-
-
 def test_two_approvers_at_once_release_once(app: Flask, threshold: int, operator: User, on_postgres: None) -> None:
     """The first approval holds its message row lock until the second is seen waiting on it in
     pg_stat_activity: the two really overlap, and the second then finds it no longer awaiting."""
@@ -265,46 +257,17 @@ def test_two_approvers_at_once_release_once(app: Flask, threshold: int, operator
     message_id = compose(app, operator, [f"+1415555{i:04d}" for i in range(40)])
     with app.app_context():
         engine = db.engine
-    first_done = threading.Lock()
-
-    def hold_until_the_other_waits(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if not statement.startswith("UPDATE comms_messages SET approval") or not first_done.acquire(blocking=False):
-            return
-        with engine.connect() as watcher:
-            for _ in range(1000):
-                # Any backend of this database waiting on a lock is the other approval waiting on this
-                # one (its reported query text can lag behind the statement it is running).
-                waiting = watcher.execute(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                        "AND wait_event_type = 'Lock'"
-                    )
-                ).scalar()
-                if waiting:
-                    return
-                time.sleep(0.01)
-        raise AssertionError("the second approval never waited on the first's lock")
-
-    event.listen(engine, "after_cursor_execute", hold_until_the_other_waits)
     outcomes: list[str] = []
-    barrier = threading.Barrier(2)
 
     def run(user: User) -> None:
-        with app.app_context():
-            barrier.wait()
-            try:
-                outcomes.append(f"released {approve(message_id, as_user(user))}")
-            except ApprovalRefused as refused:
-                outcomes.append(str(refused))
+        try:
+            outcomes.append(f"released {approve(message_id, as_user(user))}")
+        except ApprovalRefused as refused:
+            outcomes.append(str(refused))
 
-    try:
-        threads = [threading.Thread(target=run, args=(u,)) for u in (first, second)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=30)
-    finally:
-        event.remove(engine, "after_cursor_execute", hold_until_the_other_waits)
+    # Any backend of this database waiting on a lock is the other approval waiting on this one.
+    with first_holds_until_another_waits(engine, "UPDATE comms_messages SET approval", what="the second approval"):
+        run_at_once(app, [lambda user=user: run(user) for user in (first, second)], timeout=30)
     assert sorted(o.split(",")[0] for o in outcomes) == [f"Message #{message_id} was already approved", "released 40"]
     assert statuses(app, message_id) == Counter({"queued": 40})
     assert len(details(app, "queued")) == 40

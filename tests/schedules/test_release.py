@@ -4,16 +4,13 @@ flushed, or when no worker ran at the due time. Real RQ on a real Redis; time by
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from datetime import timedelta
-from typing import Any
 
-import pytest
 import time_machine
 from flask import Flask
-from sqlalchemy import event, select, text
+from sqlalchemy import select
 
 from smsdash.compose.service import Recipient, compose_message
 from smsdash.extensions import db
@@ -25,6 +22,7 @@ from smsdash.sending.queue import sweep_unenqueued
 from smsdash.simulator import Simulator
 from smsdash.worker.queue import get_queue
 from smsdash.worker.runner import run_worker
+from tests.races import first_holds_until_another_waits, run_at_once
 
 NUMBERS = [f"+1415555010{i}" for i in range(1, 6)]
 
@@ -95,54 +93,23 @@ def test_no_worker_at_the_due_time_sends_it_late_and_says_how_late(twilio_app: F
     assert all(d.startswith("released 2 h 5 min late: no worker was running at its scheduled time") for d in details)
 
 
-@pytest.fixture
-def on_postgres(app: Flask) -> None:
-    with app.app_context():
-        if db.engine.dialect.name != "postgresql":
-            pytest.skip("row locks and concurrent transactions are PostgreSQL's")
-
-
 def test_two_releases_at_once_claim_each_delivery_once(app: Flask, on_postgres: None) -> None:
     """The first release holds its UPDATE's row locks until the second is seen waiting on them
     in pg_stat_activity: the two really overlap, and the second then finds nothing scheduled."""
     message_id = _schedule(app, 1, [f"+1415555{i:04d}" for i in range(40)])
     with app.app_context():
         engine = db.engine
-    first_done = threading.Lock()
-
-    def hold_until_the_other_waits(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if not statement.startswith("UPDATE comms_deliveries SET status") or not first_done.acquire(blocking=False):
-            return
-        with engine.connect() as watcher:
-            for _ in range(1000):
-                waiting = watcher.execute(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE comms_deliveries%'"
-                    )
-                ).scalar()
-                if waiting:
-                    return
-                time.sleep(0.01)
-        raise AssertionError("the second release never waited on the first's locks")
-
-    event.listen(engine, "after_cursor_execute", hold_until_the_other_waits)
     results: list[int] = []
-    barrier = threading.Barrier(2)
-
-    def run() -> None:
-        with app.app_context():
-            barrier.wait()
-            results.append(release_due())
-
-    try:
-        with _at(2):
-            threads = [threading.Thread(target=run) for _ in range(2)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(timeout=60)
-    finally:
-        event.remove(engine, "after_cursor_execute", hold_until_the_other_waits)
+    with (
+        first_holds_until_another_waits(
+            engine,
+            "UPDATE comms_deliveries SET status",
+            waiting_query_like="UPDATE comms_deliveries%",
+            what="the second release",
+        ),
+        _at(2),
+    ):
+        run_at_once(app, [lambda: results.append(release_due())] * 2)
     assert sorted(results) == [0, 40]
     assert _statuses(app, message_id) == Counter({"queued": 40})
     with app.app_context():

@@ -3,26 +3,16 @@ same moment leave one admin, not none."""
 
 from __future__ import annotations
 
-import threading
-import time
-from typing import Any
-
 import pytest
 from flask import Flask
-from sqlalchemy import event, func, select, text
+from sqlalchemy import func, select
 
 from smsdash.auth.operators import OperatorError
 from smsdash.extensions import db
 from smsdash.models import User
 from smsdash.team.operators import LastAdmin, change_role
+from tests.races import first_holds_until_another_waits, run_at_once
 from tests.team.conftest import MakeOperator, audit
-
-
-@pytest.fixture
-def on_postgres(app: Flask) -> None:
-    with app.app_context():
-        if db.engine.dialect.name != "postgresql":
-            pytest.skip("row locks and concurrent transactions are PostgreSQL's")
 
 
 def test_two_admins_demoting_each_other_at_once_leave_one(
@@ -34,44 +24,22 @@ def test_two_admins_demoting_each_other_at_once_leave_one(
     admins = [make_operator("a@example.com", "admin"), make_operator("b@example.com", "admin")]
     with app.app_context():
         engine = db.engine
-    first = threading.Lock()
-
-    def hold_until_the_other_waits(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if not statement.startswith("UPDATE users SET role") or not first.acquire(blocking=False):
-            return
-        with engine.connect() as watcher:
-            for _ in range(1000):
-                waiting = watcher.execute(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'SELECT users.id %FOR UPDATE'"
-                    )
-                ).scalar()
-                if waiting:
-                    return
-                time.sleep(0.01)
-        raise AssertionError("the second demotion never waited on the first's locks")
-
     outcomes: list[str] = []
-    barrier = threading.Barrier(2)
 
     def demote(user: User) -> None:
-        with app.app_context():
-            barrier.wait()
-            try:
-                change_role(db.session.get(User, user.id), "sender")
-                outcomes.append("demoted")
-            except LastAdmin:
-                outcomes.append("refused")
+        try:
+            change_role(db.session.get(User, user.id), "sender")
+            outcomes.append("demoted")
+        except LastAdmin:
+            outcomes.append("refused")
 
-    event.listen(engine, "after_cursor_execute", hold_until_the_other_waits)
-    try:
-        threads = [threading.Thread(target=demote, args=(admin,)) for admin in admins]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-    finally:
-        event.remove(engine, "after_cursor_execute", hold_until_the_other_waits)
+    with first_holds_until_another_waits(
+        engine,
+        "UPDATE users SET role",
+        waiting_query_like="SELECT users.id %FOR UPDATE",
+        what="the second demotion",
+    ):
+        run_at_once(app, [lambda admin=admin: demote(admin) for admin in admins])
     assert sorted(outcomes) == ["demoted", "refused"]
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(User).where(User.role == "admin")) == 1
