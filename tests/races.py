@@ -47,6 +47,9 @@ def first_holds_until_another_waits(
                     text(f"SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND {where}"),
                     {"like": waiting_query_like},
                 ).scalar()
+                # PostgreSQL reads pg_stat_activity once per transaction: end it, or every later
+                # look sees the first one's answer and a backend that began waiting since is missed.
+                watcher.rollback()
                 if waiting:
                     return
                 time.sleep(0.01)
