@@ -126,17 +126,22 @@ def runner(app: Flask) -> Any:
     return app.test_cli_runner()
 
 
-@pytest.fixture
-def operator(app: Flask) -> User:
-    """An operator account in the database."""
+def add_operator_row(app: Flask, email: str, role: str = "sender", password: str = TEST_PASSWORD) -> User:
+    """An operator with `role` straight in the database (detached, so a test can read its fields)."""
     with app.app_context():
-        user = User(email="op@example.com", role="admin")
-        user.set_password(TEST_PASSWORD)
+        user = User(email=email, role=role)
+        user.set_password(password)
         db.session.add(user)
         db.session.commit()
         db.session.refresh(user)
         db.session.expunge(user)
         return user
+
+
+@pytest.fixture
+def operator(app: Flask) -> User:
+    """An admin operator account in the database."""
+    return add_operator_row(app, "op@example.com", "admin")
 
 
 @pytest.fixture
@@ -162,10 +167,15 @@ def csrf_token_from(html: str) -> str:
     return match.group(1)
 
 
+def log_in_as(client: FlaskClient, email: str, password: str = TEST_PASSWORD) -> FlaskClient:
+    """Log `client` in through the real form; fails unless the log-in succeeds."""
+    token = csrf_token_from(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return client
+
+
 @pytest.fixture
 def logged_in(client: FlaskClient, operator: User) -> FlaskClient:
     """A test client with an operator session, logged in through the real form."""
-    token = csrf_token_from(client.get("/login").get_data(as_text=True))
-    response = client.post("/login", data={"email": operator.email, "password": TEST_PASSWORD, "csrf_token": token})
-    assert response.status_code == 302, response.get_data(as_text=True)
-    return client
+    return log_in_as(client, operator.email)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from flask import Flask
-from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from smsdash.extensions import db
 from smsdash.models import AuditEntry, User
-from tests.conftest import TEST_PASSWORD, csrf_token_from
 
 TEST_CLIENT_ADDRESS = "127.0.0.1"  # what werkzeug's test client sends as REMOTE_ADDR
 
@@ -30,21 +28,3 @@ def only_entry(app: Flask, action: str) -> AuditEntry:
 
 def assert_by_operator(entry: AuditEntry, operator: User) -> None:
     assert (entry.actor_id, entry.actor_label, entry.address) == (operator.id, operator.email, TEST_CLIENT_ADDRESS)
-
-
-def add_user(app: Flask, email: str, role: str) -> User:
-    with app.app_context():
-        user = User(email=email, role=role)
-        user.set_password(TEST_PASSWORD)
-        db.session.add(user)
-        db.session.commit()
-        db.session.refresh(user)
-        db.session.expunge(user)
-        return user
-
-
-def log_in(client: FlaskClient, email: str) -> FlaskClient:
-    token = csrf_token_from(client.get("/login").get_data(as_text=True))
-    response = client.post("/login", data={"email": email, "password": TEST_PASSWORD, "csrf_token": token})
-    assert response.status_code == 302, response.get_data(as_text=True)
-    return client

@@ -30,7 +30,7 @@ from smsdash.models import (
     MessageTemplate,
     User,
 )
-from tests.conftest import TEST_PASSWORD, csrf_token_from
+from tests.conftest import TEST_PASSWORD, add_operator_row, csrf_token_from, log_in_as
 
 V, S, A = "view", "send", "admin"
 
@@ -140,16 +140,9 @@ def _routes(app: Flask, world: dict[str, str]) -> Iterator[tuple[str, str, str]]
 
 
 def _log_in(client: FlaskClient, app: Flask, role: str) -> str:
-    with app.app_context():
-        user = User(email=f"{role}@example.com", role=role)
-        user.set_password(TEST_PASSWORD)
-        db.session.add(user)
-        db.session.commit()
-    token = csrf_token_from(client.get("/login").get_data(as_text=True))
-    response = client.post(
-        "/login", data={"email": f"{role}@example.com", "password": TEST_PASSWORD, "csrf_token": token}
-    )
-    assert response.status_code == 302
+    """Log in as a new operator with `role`; returns the session's CSRF token."""
+    add_operator_row(app, f"{role}@example.com", role)
+    log_in_as(client, f"{role}@example.com")
     return csrf_token_from(client.get("/messages").get_data(as_text=True))
 
 

@@ -20,6 +20,7 @@ from smsdash.models import AuditEntry, Delivery, Event, Message, OptOut, User
 from smsdash.simulator import Simulator
 from smsdash.worker.queue import get_queue
 from smsdash.worker.runner import run_worker
+from tests.conftest import add_operator_row
 from tests.races import first_holds_until_another_waits, run_at_once
 
 NUMBERS = ["+14155550101", "+14155550102", "+14155550103"]
@@ -29,17 +30,6 @@ NUMBERS = ["+14155550101", "+14155550102", "+14155550103"]
 def threshold(app: Flask) -> int:
     app.config["APPROVAL_THRESHOLD"] = len(NUMBERS)
     return len(NUMBERS)
-
-
-def make_user(app: Flask, email: str, role: str) -> User:
-    with app.app_context():
-        user = User(email=email, role=role)
-        user.set_password("irrelevant password")
-        db.session.add(user)
-        db.session.commit()
-        db.session.refresh(user)
-        db.session.expunge(user)
-        return user
 
 
 def compose(app: Flask, author: User | None, numbers: list[str] = NUMBERS) -> int:
@@ -135,7 +125,7 @@ def test_another_sender_approves_it_and_it_is_sent(
     twilio_app: Flask, simulator: Simulator, threshold: int, operator: User
 ) -> None:
     twilio_app.config["APPROVAL_THRESHOLD"] = threshold
-    sender = make_user(twilio_app, "second@example.com", "sender")
+    sender = add_operator_row(twilio_app, "second@example.com", "sender")
     message_id = compose(twilio_app, operator)
     with twilio_app.app_context():
         assert approve(message_id, as_user(sender)) == 3
@@ -168,7 +158,7 @@ def test_the_author_cannot_approve_or_reject_their_own(app: Flask, threshold: in
 
 
 def test_a_viewer_cannot_approve(app: Flask, threshold: int, operator: User) -> None:
-    viewer = make_user(app, "viewer@example.com", "viewer")
+    viewer = add_operator_row(app, "viewer@example.com", "viewer")
     message_id = compose(app, operator)
     with app.app_context(), pytest.raises(ApprovalRefused, match="Your role lets you read this dashboard"):
         approve(message_id, as_user(viewer))
@@ -176,14 +166,14 @@ def test_a_viewer_cannot_approve(app: Flask, threshold: int, operator: User) -> 
 
 
 def test_a_message_from_the_command_line_is_approved_by_any_sender(app: Flask, threshold: int) -> None:
-    admin = make_user(app, "admin@example.com", "admin")
+    admin = add_operator_row(app, "admin@example.com", "admin")
     message_id = compose(app, None)
     with app.app_context():
         assert approve(message_id, as_user(admin)) == 3
 
 
 def test_approving_twice_releases_once(app: Flask, threshold: int, operator: User) -> None:
-    first, second = make_user(app, "a@example.com", "sender"), make_user(app, "b@example.com", "sender")
+    first, second = add_operator_row(app, "a@example.com", "sender"), add_operator_row(app, "b@example.com", "sender")
     message_id = compose(app, operator)
     with app.app_context():
         assert approve(message_id, as_user(first)) == 3
@@ -195,14 +185,14 @@ def test_approving_twice_releases_once(app: Flask, threshold: int, operator: Use
 
 
 def test_a_message_not_held_cannot_be_approved(app: Flask, operator: User) -> None:
-    sender = make_user(app, "second@example.com", "sender")
+    sender = add_operator_row(app, "second@example.com", "sender")
     message_id = compose(app, operator)
     with app.app_context(), pytest.raises(ApprovalRefused, match="did not need approval"):
         approve(message_id, as_user(sender))
 
 
 def test_reject_needs_a_reason_then_cancels_every_delivery(app: Flask, threshold: int, operator: User) -> None:
-    sender = make_user(app, "second@example.com", "sender")
+    sender = add_operator_row(app, "second@example.com", "sender")
     message_id = compose(app, operator)
     with app.app_context():
         for blank in ("", "   \n"):
@@ -229,7 +219,7 @@ def test_reject_needs_a_reason_then_cancels_every_delivery(app: Flask, threshold
 def test_a_held_message_canceled_by_its_author_cannot_be_approved(app: Flask, threshold: int, operator: User) -> None:
     from smsdash.schedules.manage import cancel
 
-    sender = make_user(app, "second@example.com", "sender")
+    sender = add_operator_row(app, "second@example.com", "sender")
     message_id = compose(app, operator)
     with app.app_context():
         cancel(message_id, as_user(operator))
@@ -253,7 +243,7 @@ def test_sms_send_says_it_awaits_approval(app: Flask, runner: Any, threshold: in
 def test_two_approvers_at_once_release_once(app: Flask, threshold: int, operator: User, on_postgres: None) -> None:
     """The first approval holds its message row lock until the second is seen waiting on it in
     pg_stat_activity: the two really overlap, and the second then finds it no longer awaiting."""
-    first, second = make_user(app, "a@example.com", "sender"), make_user(app, "b@example.com", "sender")
+    first, second = add_operator_row(app, "a@example.com", "sender"), add_operator_row(app, "b@example.com", "sender")
     message_id = compose(app, operator, [f"+1415555{i:04d}" for i in range(40)])
     with app.app_context():
         engine = db.engine

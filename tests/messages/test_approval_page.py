@@ -19,28 +19,14 @@ from smsdash.extensions import db
 from smsdash.models import AuditEntry, Delivery, Message, User, utcnow
 from smsdash.schedules.release import release_due
 from smsdash.schedules.when import Later
-from tests.compose.test_approval import NUMBERS, as_user, compose, make_user, statuses
-from tests.conftest import TEST_PASSWORD, csrf_token_from
+from tests.compose.test_approval import NUMBERS, as_user, compose, statuses
+from tests.conftest import add_operator_row, csrf_token_from, log_in_as
 from tests.messages.test_live import LivePage
 
 
 def log_in(app: Flask, user: User) -> FlaskClient:
-    client = app.test_client()
     g.pop("csrf_token", None)  # flask-wtf keeps the token in g, which pytest-flask shares between clients
-    token = csrf_token_from(client.get("/login").get_data(as_text=True))
-    response = client.post("/login", data={"email": user.email, "password": TEST_PASSWORD, "csrf_token": token})
-    assert response.status_code == 302
-    return client
-
-
-def operator_with(app: Flask, email: str, role: str) -> User:
-    user = make_user(app, email, role)
-    with app.app_context():
-        found = db.session.get(User, user.id)
-        assert found is not None
-        found.set_password(TEST_PASSWORD)
-        db.session.commit()
-    return user
+    return log_in_as(app.test_client(), user.email)
 
 
 def page(client: FlaskClient, message_id: int) -> str:
@@ -60,7 +46,7 @@ def test_another_sender_sees_approve_and_reject_with_a_labelled_reason(
 ) -> None:
     app.config["APPROVAL_THRESHOLD"] = 3
     message_id = compose(app, operator)
-    sender = log_in(app, operator_with(app, "second@example.com", "sender"))
+    sender = log_in(app, add_operator_row(app, "second@example.com", "sender"))
     html = page(sender, message_id)
     assert (
         "Awaiting approval: 3 recipients, composed by op@example.com. It goes out only after another operator approves it."
@@ -102,7 +88,7 @@ def test_a_forged_self_approval_is_refused_with_a_sentence_and_audited(
 def test_a_viewer_sees_no_buttons_and_is_refused(app: Flask, operator: User) -> None:
     app.config["APPROVAL_THRESHOLD"] = 3
     message_id = compose(app, operator)
-    viewer = log_in(app, operator_with(app, "viewer@example.com", "viewer"))
+    viewer = log_in(app, add_operator_row(app, "viewer@example.com", "viewer"))
     html = page(viewer, message_id)
     assert "Awaiting approval: 3 recipients" in html and "/approve" not in html
     token = csrf_token_from(html)
@@ -114,7 +100,7 @@ def test_a_viewer_sees_no_buttons_and_is_refused(app: Flask, operator: User) -> 
 def test_approve_from_the_page(app: Flask, operator: User) -> None:
     app.config["APPROVAL_THRESHOLD"] = 3
     message_id = compose(app, operator)
-    sender = log_in(app, operator_with(app, "second@example.com", "sender"))
+    sender = log_in(app, add_operator_row(app, "second@example.com", "sender"))
     status, _ = post(sender, message_id, "approve")
     assert status == 302
     html = page(sender, message_id)
@@ -130,7 +116,7 @@ def test_approve_from_the_page(app: Flask, operator: User) -> None:
 def test_reject_from_the_page_needs_a_reason_and_shows_it(app: Flask, logged_in: FlaskClient, operator: User) -> None:
     app.config["APPROVAL_THRESHOLD"] = 3
     message_id = compose(app, operator)
-    sender = log_in(app, operator_with(app, "second@example.com", "sender"))
+    sender = log_in(app, add_operator_row(app, "second@example.com", "sender"))
     post(sender, message_id, "reject", reason="  ")
     assert "Not rejected: Give a reason for rejecting it" in page(sender, message_id)
     assert statuses(app, message_id) == {"scheduled": 3}
@@ -182,7 +168,7 @@ def test_the_open_page_updates_when_someone_else_approves_a_scheduled_one(
 ) -> None:
     """A scheduled message approved changes no delivery's status: the approval is in the version."""
     app.config["APPROVAL_THRESHOLD"] = 3
-    second = operator_with(app, "second@example.com", "sender")
+    second = add_operator_row(app, "second@example.com", "sender")
     with app.app_context():
         at = utcnow() + timedelta(hours=2)
         message_id = compose_message("Later", [Recipient(n) for n in NUMBERS], operator.id, later=Later(at, "UTC")).id

@@ -22,13 +22,14 @@ from smsdash.schedules.release import EXPIRED_NOTE, expire_unapproved, release_d
 from smsdash.schedules.when import Later
 from smsdash.simulator import Simulator
 from smsdash.worker.runner import run_worker
-from tests.compose.test_approval import NUMBERS, approval_of, as_user, compose, make_user, statuses
+from tests.compose.test_approval import NUMBERS, approval_of, as_user, compose, statuses
+from tests.conftest import add_operator_row
 
 
 @pytest.fixture
 def approver(app: Flask) -> User:
     app.config["APPROVAL_THRESHOLD"] = len(NUMBERS)
-    return make_user(app, "second@example.com", "sender")
+    return add_operator_row(app, "second@example.com", "sender")
 
 
 def _at(minutes: float) -> time_machine.travel:
@@ -110,7 +111,7 @@ def test_not_approved_by_its_time_it_does_not_go(
 
 
 def test_an_ordinary_scheduled_message_is_released_beside_a_held_one(app: Flask, operator: User) -> None:
-    held = make_user(app, "second@example.com", "sender")
+    held = add_operator_row(app, "second@example.com", "sender")
     plain_id = _schedule(app, operator, 10)
     app.config["APPROVAL_THRESHOLD"] = len(NUMBERS)
     held_id = compose(app, held)

@@ -12,7 +12,7 @@ from werkzeug.test import TestResponse
 
 from smsdash.extensions import db
 from smsdash.models import AuditEntry, User
-from tests.conftest import TEST_PASSWORD, csrf_token_from
+from tests.conftest import TEST_PASSWORD, add_operator_row, csrf_token_from
 
 MakeOperator = Callable[..., User]
 
@@ -37,23 +37,9 @@ def make_operator(app: Flask) -> MakeOperator:
     """Add an operator with `role` (and TEST_PASSWORD) straight to the database."""
 
     def make(email: str, role: str = "sender", password: str = TEST_PASSWORD) -> User:
-        with app.app_context():
-            user = User(email=email, role=role)
-            user.set_password(password)
-            db.session.add(user)
-            db.session.commit()
-            db.session.refresh(user)
-            db.session.expunge(user)
-            return user
+        return add_operator_row(app, email, role, password)
 
     return make
-
-
-def log_in(client: FlaskClient, email: str, password: str = TEST_PASSWORD) -> FlaskClient:
-    token = csrf_token_from(client.get("/login").get_data(as_text=True))
-    response = client.post("/login", data={"email": email, "password": password, "csrf_token": token})
-    assert response.status_code == 302, response.get_data(as_text=True)
-    return client
 
 
 def post(client: FlaskClient, path: str, **data: str) -> TestResponse:

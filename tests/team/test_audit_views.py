@@ -14,8 +14,8 @@ from flask.testing import FlaskClient
 from smsdash.audit.record import record
 from smsdash.extensions import db
 from smsdash.models import Message, User
-from tests.audit.helpers import TEST_CLIENT_ADDRESS, add_user, entries_for, log_in, only_entry
-from tests.conftest import csrf_token_from
+from tests.audit.helpers import TEST_CLIENT_ADDRESS, entries_for, only_entry
+from tests.conftest import add_operator_row, csrf_token_from, log_in_as
 
 MARCH_1 = datetime(2026, 3, 1, 23, 59, tzinfo=UTC)
 MARCH_2 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
@@ -55,7 +55,7 @@ def test_the_page_lists_entries_newest_first_with_who_what_target_and_details(
 
 
 def test_filters_by_operator_command_line_and_no_operator(app: Flask, logged_in: FlaskClient, operator: User) -> None:
-    other = add_user(app, "other@example.com", "sender")
+    other = add_operator_row(app, "other@example.com", "sender")
     _write(app, MARCH_1, "contact.create", other)
     _write(app, MARCH_1, "optout.add", label="twilio")
     _write(app, MARCH_1, "template.create", label="cli:deploy")
@@ -139,8 +139,8 @@ def test_the_csv_has_the_filtered_entries_with_formula_safe_cells(
 
 def test_only_an_admin_sees_the_audit_log(app: Flask, client: FlaskClient) -> None:
     for email, role in (("sender@example.com", "sender"), ("viewer@example.com", "viewer")):
-        add_user(app, email, role)
-        log_in(client, email)
+        add_operator_row(app, email, role)
+        log_in_as(client, email)
         for url in ("/audit", "/audit.csv"):
             response = client.get(url)
             assert response.status_code == 403 and "Only an admin can do this." in response.get_data(as_text=True)
@@ -154,8 +154,8 @@ def test_only_an_admin_sees_the_audit_log(app: Flask, client: FlaskClient) -> No
 
 
 def test_a_viewers_forged_post_is_refused_and_audited(app: Flask, client: FlaskClient) -> None:
-    viewer = add_user(app, "viewer@example.com", "viewer")
-    log_in(client, viewer.email)
+    viewer = add_operator_row(app, "viewer@example.com", "viewer")
+    log_in_as(client, viewer.email)
     token = csrf_token_from(client.get("/contacts").get_data(as_text=True))
     response = client.post("/contacts/new", data={"name": "Ada", "phone": "+14155550101", "csrf_token": token})
     assert response.status_code == 403

@@ -19,8 +19,8 @@ from smsdash.config import load_config
 from smsdash.extensions import db
 from smsdash.models import PasswordLink, User
 from smsdash.team import links
-from tests.conftest import csrf_token_from
-from tests.team.conftest import MakeOperator, audit, fetch, log_in, post
+from tests.conftest import csrf_token_from, log_in_as
+from tests.team.conftest import MakeOperator, audit, fetch, post
 
 NEW_PASSWORD = "a brand new secret"
 TOKEN = re.compile(r"http://localhost/set-password/([A-Za-z0-9_-]{43})")
@@ -58,7 +58,7 @@ def test_a_link_sets_the_password_once(app: Flask, logged_in: FlaskClient, newco
     response = _use(stranger, token)
     assert response.status_code == 302 and response.headers["Location"] == "/login"
     assert "Your password is set. Log in with it." in stranger.get("/login").get_data(as_text=True)
-    log_in(stranger, newcomer.email, NEW_PASSWORD)
+    log_in_as(stranger, newcomer.email, NEW_PASSWORD)
     again = app.test_client().get(f"/set-password/{token}")
     assert again.status_code == 410
     assert "used already" in again.get_data(as_text=True) and "Ask an admin for a new link." in again.get_data(
@@ -92,7 +92,7 @@ def test_a_link_used_meanwhile_is_not_used_again(
 
 def test_using_a_link_ends_the_operators_old_sessions(app: Flask, logged_in: FlaskClient, newcomer: User) -> None:
     """Someone who knew the old password (or kept a session open) is out the moment it changes."""
-    old_session = log_in(app.test_client(), newcomer.email)
+    old_session = log_in_as(app.test_client(), newcomer.email)
     assert old_session.get("/").status_code == 200
     _use(app.test_client(), _link_for(logged_in, newcomer))
     assert old_session.get("/").headers["Location"].startswith("/login")
@@ -163,4 +163,4 @@ def test_a_new_operators_link_lets_them_in(app: Flask, logged_in: FlaskClient) -
     match = TOKEN.search(response.get_data(as_text=True))
     assert match
     _use(app.test_client(), match.group(1))
-    log_in(app.test_client(), "fresh@example.com", NEW_PASSWORD)
+    log_in_as(app.test_client(), "fresh@example.com", NEW_PASSWORD)

@@ -8,8 +8,8 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from smsdash.models import User
-from tests.conftest import TEST_PASSWORD, csrf_token_from
-from tests.team.conftest import MakeOperator, audit, fetch, log_in
+from tests.conftest import TEST_PASSWORD, csrf_token_from, log_in_as
+from tests.team.conftest import MakeOperator, audit, fetch
 
 NEW_PASSWORD = "another long secret"
 
@@ -23,13 +23,13 @@ def _change(client: FlaskClient, current: str, new: str = NEW_PASSWORD, confirm:
 def test_changing_the_password_ends_other_sessions_but_keeps_this_one(
     app: Flask, logged_in: FlaskClient, operator: User
 ) -> None:
-    elsewhere = log_in(app.test_client(), operator.email)
+    elsewhere = log_in_as(app.test_client(), operator.email)
     response = _change(logged_in, TEST_PASSWORD)
     assert response.status_code == 302 and response.headers["Location"] == "/"
     assert logged_in.get("/").status_code == 200
     assert elsewhere.get("/").headers["Location"].startswith("/login")
     assert fetch(app, operator.email).check_password(NEW_PASSWORD)
-    log_in(app.test_client(), operator.email, NEW_PASSWORD)
+    log_in_as(app.test_client(), operator.email, NEW_PASSWORD)
     (entry,) = audit(app, "password.change")
     assert (entry.target_id, entry.actor_id) == (operator.id, operator.id)
 
@@ -52,7 +52,7 @@ def test_a_short_or_mistyped_new_password_is_refused(app: Flask, logged_in: Flas
 
 def test_every_role_may_change_its_own_password(app: Flask, client: FlaskClient, make_operator: MakeOperator) -> None:
     viewer = make_operator("viewer@example.com", "viewer")
-    log_in(client, viewer.email)
+    log_in_as(client, viewer.email)
     html = client.get("/").get_data(as_text=True)
     assert 'href="/account/password"' in html  # the header's email links here
     assert '<label for="current">Current password</label>' in client.get("/account/password").get_data(as_text=True)

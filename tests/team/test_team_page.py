@@ -10,8 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from smsdash.models import User
-from tests.conftest import TEST_PASSWORD
-from tests.team.conftest import MakeOperator, audit, fetch, log_in, post
+from tests.conftest import TEST_PASSWORD, log_in_as
+from tests.team.conftest import MakeOperator, audit, fetch, post
 
 LINK = re.compile(r"http://localhost/set-password/[A-Za-z0-9_-]{43}")
 
@@ -21,7 +21,7 @@ def test_the_team_page_is_for_admins_only(
     app: Flask, client: FlaskClient, operator: User, make_operator: MakeOperator, role: str
 ) -> None:
     make_operator("someone@example.com", role)
-    log_in(client, "someone@example.com")
+    log_in_as(client, "someone@example.com")
     assert client.get("/team").status_code == 403
     for path in ("/team", f"/team/{operator.id}/role", f"/team/{operator.id}/deactivate", f"/team/{operator.id}/link"):
         response = post(client, path, email="x@example.com", role="admin")
@@ -129,7 +129,7 @@ def test_deactivating_ends_the_operators_live_sessions_at_once(
     app: Flask, logged_in: FlaskClient, make_operator: MakeOperator
 ) -> None:
     victim = make_operator("victim@example.com", "sender")
-    victim_client = log_in(app.test_client(), victim.email)
+    victim_client = log_in_as(app.test_client(), victim.email)
     assert victim_client.get("/").status_code == 200
     assert post(logged_in, f"/team/{victim.id}/deactivate").status_code == 302
     response = victim_client.get("/messages")
@@ -148,7 +148,7 @@ def test_a_reactivated_operator_logs_in_with_their_old_password(
     post(logged_in, f"/team/{user.id}/deactivate")
     assert post(logged_in, f"/team/{user.id}/reactivate").status_code == 302
     assert fetch(app, user.email).is_active
-    log_in(app.test_client(), user.email)
+    log_in_as(app.test_client(), user.email)
     (entry,) = audit(app, "operator.reactivate")
     assert entry.target_id == user.id
 
