@@ -80,13 +80,19 @@ def enforce() -> ResponseReturnValue | None:
         return None
     if needed is None:
         log.error("route %s has no permission rule; refused", endpoint)
+    return refuse(REFUSALS.get(needed or "admin", REFUSALS["admin"]), needed=needed)
+
+
+def refuse(message: str, *, needed: str | None) -> ResponseReturnValue:
+    """Refuse the logged-in operator's request: 403 with `message` (plain text for htmx), and,
+    for a state-changing request, an audit entry naming what was `needed`. The gate above and a
+    view's own rule (an author approving their own send) refuse alike."""
     if request.method not in SAFE_METHODS:
         record(
             "permission.denied",
             details={"method": request.method, "path": request.path, "role": current_user.role, "needed": needed},
         )
         db.session.commit()
-    message = REFUSALS.get(needed or "admin", REFUSALS["admin"])
     if request.headers.get("HX-Request"):
         return message, 403, {"Content-Type": "text/plain; charset=utf-8"}
     return render_template("auth/forbidden.html", message=message), 403

@@ -17,7 +17,7 @@ from smsdash.audit.record import record
 from smsdash.auth import permissions
 from smsdash.auth import throttle as login_throttle
 from smsdash.auth.operators import find_user
-from smsdash.auth.permissions import PUBLIC_BLUEPRINTS, PUBLIC_ENDPOINTS, requires
+from smsdash.auth.permissions import is_public, requires
 from smsdash.extensions import db, login_manager
 from smsdash.models import User, utcnow
 
@@ -122,8 +122,7 @@ def require_login() -> ResponseReturnValue | None:
 
     Public routes are let through before `current_user` is touched: loading the session and the
     user would be wasted work on every Twilio callback."""
-    endpoint = request.endpoint
-    if endpoint is None or endpoint in PUBLIC_ENDPOINTS or request.blueprint in PUBLIC_BLUEPRINTS:
+    if is_public(request.endpoint, request.blueprint):
         return None
     if current_user.is_authenticated:
         return None

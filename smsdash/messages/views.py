@@ -34,8 +34,7 @@ from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import Select, select
 from sqlalchemy.orm import contains_eager, selectinload
 
-from smsdash.audit.record import record
-from smsdash.auth.permissions import requires
+from smsdash.auth.permissions import refuse, requires
 from smsdash.compose.approval import REASON_MAX_LENGTH, ApprovalRefused, OwnMessage, approve, reject
 from smsdash.compose.service import ComposeRefused, rewrite_scheduled
 from smsdash.contacts.search import name_or_number
@@ -424,13 +423,8 @@ def reject_message(message_id: int) -> ResponseReturnValue:
 
 def _own_message(refused: OwnMessage) -> ResponseReturnValue:
     """The author's own approve or reject: the page never offers it, so this is a forged or stale
-    form, refused and audited like any other refused action (auth/permissions.py)."""
-    record(
-        "permission.denied",
-        details={"method": request.method, "path": request.path, "role": current_user.role, "needed": "not the author"},
-    )
-    db.session.commit()
-    return render_template("auth/forbidden.html", message=str(refused)), 403
+    form, refused and audited like any other refused action."""
+    return refuse(str(refused), needed="not the author")
 
 
 # ---- export --------------------------------------------------------------------------------------

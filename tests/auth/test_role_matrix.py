@@ -17,7 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from smsdash.auth.permissions import PUBLIC_BLUEPRINTS, PUBLIC_ENDPOINTS
+from smsdash.auth.permissions import is_public
 from smsdash.auth.roles import REFUSALS, ROLES, Permission, role_can
 from smsdash.extensions import db
 from smsdash.models import (
@@ -127,8 +127,7 @@ def _routes(app: Flask, world: dict[str, str]) -> Iterator[tuple[str, str, str]]
     """(endpoint, method, path) for every non-public rule; log-out last, as it ends the session."""
     found = []
     for rule in app.url_map.iter_rules():
-        blueprint = rule.endpoint.rpartition(".")[0]
-        if rule.endpoint in PUBLIC_ENDPOINTS or blueprint in PUBLIC_BLUEPRINTS:
+        if is_public(rule.endpoint, rule.endpoint.rpartition(".")[0]):
             continue
         missing = set(rule.arguments) - set(world)
         assert not missing, f"{rule.rule}: give the matrix's world a value for {missing}"
@@ -152,7 +151,7 @@ def test_every_route_has_an_expectation_and_it_matches_the_rule(app: Flask) -> N
     endpoints = {
         rule.endpoint
         for rule in app.url_map.iter_rules()
-        if rule.endpoint not in PUBLIC_ENDPOINTS and rule.endpoint.rpartition(".")[0] not in PUBLIC_BLUEPRINTS
+        if not is_public(rule.endpoint, rule.endpoint.rpartition(".")[0])
     }
     assert endpoints == set(EXPECTED), "write a line in EXPECTED for each new route (and drop removed ones)"
     for endpoint, (read, write) in EXPECTED.items():
