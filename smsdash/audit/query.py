@@ -16,13 +16,13 @@ from typing import Any, Final
 from sqlalchemy import Select, select
 
 from smsdash.audit.actions import ACTIONS
+from smsdash.audit.record import CLI_PREFIX
 from smsdash.models import AuditEntry
 
 # The operator filter's values beside an operator's id: entries made by a `flask` command, and
 # entries with no operator at all (a recipient's STOP, Twilio, a failed log-in).
 COMMAND_LINE: Final = "cli"
 NO_OPERATOR: Final = "none"
-CLI_PREFIX: Final = "cli:"
 
 
 @dataclass(frozen=True)

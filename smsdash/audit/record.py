@@ -24,6 +24,9 @@ from smsdash.audit.actions import ACTIONS
 from smsdash.extensions import db
 from smsdash.models import AuditEntry, User
 
+# How a command-line actor's label starts; the audit page's "command line" filter looks for it.
+CLI_PREFIX = "cli:"
+
 
 class AuditLogIsAppendOnly(RuntimeError):
     """Something tried to change or delete an audit entry."""
@@ -35,7 +38,7 @@ def cli_actor() -> str:
         name = getpass.getuser()
     except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (some containers)
         name = "unknown"
-    return f"cli:{name}"
+    return f"{CLI_PREFIX}{name}"
 
 
 def record(
